@@ -1,0 +1,4 @@
+#ifndef PRETRAINEDVISION_CZLIB_SHIM_H
+#define PRETRAINEDVISION_CZLIB_SHIM_H
+#include <zlib.h>
+#endif

@@ -1,0 +1,74 @@
+/// Options for reading a checkpoint.
+public struct ReadOptions: Sendable {
+    /// Check the CRC-32 of every zip record whose stored CRC is non-zero.
+    public var verifyChecksums: Bool = true
+    /// Harvest tensors from a whole pickled `nn.Module` (`torch.save(model)`) by walking its
+    /// `_parameters` / `_buffers` / `_modules` as inert records. Off by default: such a pickle names
+    /// arbitrary classes, and by default any global off the allow-list is an error.
+    public var allowModulePickle: Bool = false
+    /// Find the state dict inside common nestings and strip `module.` / `_orig_mod.` prefixes.
+    public var unwrap: Bool = true
+    /// Safety caps for the unpickler.
+    public var limits: PickleLimits = PickleLimits()
+
+    /// Default options.
+    public init() {}
+}
+
+/// Safety caps for the unpickler.
+public struct PickleLimits: Sendable {
+    /// Most memo entries a pickle may define.
+    public var maxMemoEntries: Int = 1 << 20
+    /// Deepest container nesting.
+    public var maxDepth: Int = 200
+    /// Longest integer (LONG1/LONG4) in bytes.
+    public var maxIntegerBytes: Int = 1024
+    /// Most values a pickle may create, as a multiple of its length in bytes (plus 4096).
+    public var maxObjectsPerByte: Int = 8
+
+    /// Default caps.
+    public init() {}
+}
+
+/// Reads checkpoint files of every supported format into a `StateDict`.
+public enum CheckpointReader {
+    /// Reads the checkpoint at `path`, choosing the reader by the file's first bytes.
+    public static func read(_ path: String, options: ReadOptions = ReadOptions()) throws(CheckpointError) -> StateDict {
+        do throws(CheckpointError) {
+            let buffer = try ByteBuffer(mapping: path)
+            return try read(buffer.all, name: path, options: options)
+        } catch {
+            throw error.inFile(path)
+        }
+    }
+
+    /// Reads a checkpoint held in memory; `name` is used in provenance and error messages.
+    public static func read(_ data: ByteSlice, name: String, options: ReadOptions = ReadOptions()) throws(CheckpointError) -> StateDict {
+        do throws(CheckpointError) {
+            let loaded = try load(data, options: options)
+            return try StateDictUnwrapper.unwrap(loaded, file: name, options: options)
+        } catch {
+            throw error.inFile(name)
+        }
+    }
+
+    /// The format a file's first bytes announce, or nil if none is recognised.
+    public static func sniff(_ data: ByteSlice) -> String? {
+        let f = FormatSniffer.sniff(data)
+        return f == .unknown ? nil : f.description
+    }
+
+    static func load(_ data: ByteSlice, options: ReadOptions) throws(CheckpointError) -> LoadedObject {
+        let format = FormatSniffer.sniff(data)
+        switch format {
+        case .zip: return try TorchZipReader.read(data, options: options)
+        case .torchLegacyStream: return try LegacyStreamReader.read(data, options: options)
+        case .tar: return try LegacyTarReader.read(data, options: options)
+        case .hdf5, .safetensors:
+            throw CheckpointError(.unsupported, "\(format.description) is recognised but not read by this version")
+        case .barePickle, .html, .unknown:
+            if data.count == 0 { throw CheckpointError(.unknownFormat, "the file is empty", offset: 0) }
+            throw CheckpointError(.unknownFormat, "\(format.description): expected a PyTorch zip, legacy stream or legacy tar", offset: 0)
+        }
+    }
+}
