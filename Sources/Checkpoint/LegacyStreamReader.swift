@@ -42,6 +42,8 @@ enum LegacyStreamReader {
         let objectStart = position
         let load: Unpickler.PersistentLoad = { pid, offset throws(CheckpointError) in
             if case .tuple(let t) = pid, t.first?.stringValue == "module" {
+                // ('module', class, source_file, source): torch returns the class (and compares sources).
+                if options.allowModulePickle, t.count >= 2, case .global = t[1] { return t[1] }
                 throw CheckpointError(
                     .disallowedGlobal,
                     "the file pickles a whole module with its source code ('module' persistent id); use --allow-module-pickle to harvest its tensors",

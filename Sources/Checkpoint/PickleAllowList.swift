@@ -59,6 +59,11 @@ enum PickleAllowList {
             return name == "scalar" ? .numpyScalar : nil
         case "numpy":
             return name == "dtype" ? .numpyDtype : nil
+        case "torch.jit._pickle":
+            switch name {
+            case "build_intlist", "build_doublelist", "build_boollist", "build_tensorlist": return .jitList
+            default: return nil
+            }
         case "copy_reg", "copyreg":
             return name == "_reconstructor" ? .copyregReconstructor : nil
         default:

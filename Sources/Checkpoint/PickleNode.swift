@@ -140,6 +140,8 @@ enum GlobalKind: Equatable {
     case namespace
     case numpyScalar, numpyDtype
     case copyregReconstructor
+    /// TorchScript's typed-list constructors (`torch.jit._pickle.build_intlist`...): identity on a list.
+    case jitList
     /// A class off the allow-list, accepted only in module-pickle mode and only for NEWOBJ /
     /// `copyreg._reconstructor` (instantiation without arguments), never for REDUCE.
     case opaqueClass

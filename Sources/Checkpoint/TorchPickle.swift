@@ -93,9 +93,15 @@ enum TorchPickle {
         guard raw <= UInt64(Int.max) else {
             throw CheckpointError(.malformed, "storage '\(key)' declares \(raw) elements", offset: start)
         }
-        let count = Int(raw)
+        var count = Int(raw)
         if let expected, expected != count {
-            throw CheckpointError(.integrity, "storage '\(key)' declares \(count) elements but its persistent id says \(expected)", offset: start)
+            // Torch before the 2019 big-endian fixes wrote this count in host order on big-endian
+            // hosts (the elements were already little-endian): accept that reading when it matches.
+            if raw.byteSwapped == UInt64(expected) {
+                count = expected
+            } else {
+                throw CheckpointError(.integrity, "storage '\(key)' declares \(count) elements but its persistent id says \(expected)", offset: start)
+            }
         }
         let (bytes, overflow) = count.multipliedReportingOverflow(by: dtype.byteSize)
         guard !overflow, bytes <= reader.remaining else {

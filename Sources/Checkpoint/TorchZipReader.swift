@@ -109,7 +109,7 @@ enum TorchZipReader {
         }
         loaded.formatVersion["wrapped.format"] = loaded.format.rawValue
         loaded.format = .torchZipWrappedLegacy
-        loaded.archivePrefix = entry.name
+        loaded.formatVersion["wrapped.member"] = entry.name
         return loaded
     }
 }

@@ -467,8 +467,12 @@ struct Unpickler {
                 switch first {
                 case .list(let l):
                     for item in l.items {
-                        guard case .tuple(let kv) = item, kv.count == 2 else { throw error(.malformed, "\(g.name) items must be pairs") }
-                        d.set(kv[0], kv[1])
+                        // pairs are tuples (py3) or two-element lists (py2 OrderedDict.__reduce__)
+                        switch item {
+                        case .tuple(let kv) where kv.count == 2: d.set(kv[0], kv[1])
+                        case .list(let kv) where kv.items.count == 2: d.set(kv.items[0], kv.items[1])
+                        default: throw error(.malformed, "\(g.name) items must be pairs, found a \(item.typeName)")
+                        }
                     }
                 case .dict(let src):
                     for (k, v) in zip(src.keys, src.values) { d.set(k, v) }
@@ -517,6 +521,10 @@ struct Unpickler {
         case .copyregReconstructor:
             try need(1)
             return try newObject(args[0], [])
+        case .jitList:
+            // torch.jit._pickle.build_intlist([...]) and friends: the list itself.
+            try need(1)
+            return args[0]
         case .namespace, .opaqueClass, .parameterClass, .tensorClass, .storageClass, .dtype:
             throw error(.disallowedGlobal, "REDUCE would call \(g.qualifiedName) (global at offset \(g.offset)); only instantiation without arguments is modelled")
         }
