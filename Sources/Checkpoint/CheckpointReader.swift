@@ -2,6 +2,10 @@
 public struct ReadOptions: Sendable {
     /// Check the CRC-32 of every zip record whose stored CRC is non-zero.
     public var verifyChecksums: Bool = true
+    /// Check a stored storage record's CRC-32 when its bytes are first used (`floats()`,
+    /// `contiguousBytes()`, `StateDict.verifyChecksums()`) rather than while reading the file, so that
+    /// reading costs what mapping costs. Has no effect when `verifyChecksums` is false.
+    public var deferStorageChecksums: Bool = true
     /// Harvest tensors from a whole pickled `nn.Module` (`torch.save(model)`) by walking its
     /// `_parameters` / `_buffers` / `_modules` as inert records. Off by default: such a pickle names
     /// arbitrary classes, and by default any global off the allow-list is an error.

@@ -78,6 +78,17 @@ public struct StateDict: Sendable {
     /// Total elements over all tensors.
     public var parameterCount: Int { entries.reduce(0) { $0 + $1.tensor.elementCount } }
 
+    /// Runs every deferred CRC-32 check now (each storage once); throws the first mismatch.
+    public func verifyChecksums() throws(CheckpointError) {
+        for e in entries {
+            do throws(CheckpointError) {
+                try e.tensor.storage.verifyChecksum()
+            } catch {
+                throw error.inFile(provenance.file)
+            }
+        }
+    }
+
     /// Total bytes of all tensors in their stored dtypes.
     public var byteCount: Int { entries.reduce(0) { $0 + $1.tensor.byteCount } }
 }

@@ -14,6 +14,12 @@ enum StateDictUnwrapper {
     static let wrapperPrefixes = ["module.", "_orig_mod."]
 
     static func unwrap(_ loaded: LoadedObject, file: String, options: ReadOptions) throws(CheckpointError) -> StateDict {
+        let sd = try find(loaded, file: file, options: options)
+        for e in sd.entries { e.tensor.storage.checksum?.name(file: file) }
+        return sd
+    }
+
+    private static func find(_ loaded: LoadedObject, file: String, options: ReadOptions) throws(CheckpointError) -> StateDict {
         var provenance = Provenance(
             file: file, format: loaded.format, formatVersion: loaded.formatVersion, byteOrder: loaded.byteOrder,
             nestingPath: [], strippedPrefixes: [], archivePrefix: loaded.archivePrefix, notes: loaded.notes)

@@ -25,7 +25,9 @@ extension TensorData {
     ///
     /// A contiguous little-endian tensor is returned as a zero-copy window into its storage (often a
     /// memory-mapped file); a strided or big-endian one is gathered into a new buffer.
-    public func contiguousBytes() -> ByteSlice {
+    /// A deferred CRC-32 check of the storage record runs first (once per storage).
+    public func contiguousBytes() throws(CheckpointError) -> ByteSlice {
+        try storage.verifyChecksum()
         let size = dtype.byteSize
         let start = storage.bytes.offset + storageOffset * size
         let needsSwap = storage.byteOrder == .big && size > 1
@@ -106,7 +108,7 @@ extension TensorData {
         guard dtype.isConvertibleToFloat32 else {
             throw CheckpointError(.unsupported, "a \(dtype.name) tensor cannot be converted to float32")
         }
-        let bytes = contiguousBytes()
+        let bytes = try contiguousBytes()
         let n = elementCount
         let p = bytes.base
         return [Float](unsafeUninitializedCapacity: n) { out, initialized in

@@ -16,9 +16,22 @@ public struct StorageData: Sendable {
     public let byteOrder: ByteOrder
     /// The raw bytes: exactly `elementCount * dtype.byteSize` of them. Often a window into a mapped file.
     public let bytes: ByteSlice
+    /// A CRC-32 check deferred to the first access of the bytes (stored zip records), if any.
+    let checksum: DeferredChecksum?
 
     /// Creates a storage, checking that the bytes present match the declared element count.
     public init(key: String, dtype: DType, elementCount: Int, byteOrder: ByteOrder, bytes: ByteSlice) throws(CheckpointError) {
+        try self.init(key: key, dtype: dtype, elementCount: elementCount, byteOrder: byteOrder, bytes: bytes, checksum: nil)
+    }
+
+    /// Runs the deferred CRC-32 check of the storage's record, if one is pending; the result is
+    /// remembered, so only the first call reads the bytes.
+    public func verifyChecksum() throws(CheckpointError) {
+        try checksum?.verify(bytes)
+    }
+
+    init(key: String, dtype: DType, elementCount: Int, byteOrder: ByteOrder, bytes: ByteSlice, checksum: DeferredChecksum?) throws(CheckpointError) {
+        self.checksum = checksum
         let (need, overflow) = elementCount.multipliedReportingOverflow(by: dtype.byteSize)
         guard elementCount >= 0, !overflow, need == bytes.count else {
             throw CheckpointError(
@@ -35,7 +48,7 @@ public struct StorageData: Sendable {
 
 /// One tensor as a file stores it: a view (offset, shape, strides, in elements) into a storage.
 ///
-/// Nothing is copied when a `TensorData` is made; `floats()` and `contiguousBytes()` produce
+/// Nothing is copied or read when a `TensorData` is made; `floats()` and `contiguousBytes()` produce
 /// contiguous data on demand, honouring the offset, arbitrary strides and byte order.
 public struct TensorData: Sendable {
     /// Element type of the tensor.

@@ -63,10 +63,14 @@ enum TorchZipReader {
             guard let entry = zip.entry(named: name) else {
                 throw CheckpointError(.malformed, "storage '\(id.key)' has no record '\(name)'", offset: offset)
             }
-            let bytes = try zip.contents(of: entry, verifyCRC: options.verifyChecksums)
+            // Stored records are checked on first use of their bytes (deflated ones are checked as they inflate).
+            let deferCheck = options.verifyChecksums && options.deferStorageChecksums && entry.method == 0 && entry.crc32 != 0
+            let bytes = try zip.contents(of: entry, verifyCRC: options.verifyChecksums && !deferCheck)
+            let checksum = deferCheck ? DeferredChecksum(expected: entry.crc32, member: name, offset: entry.dataOffset) : nil
             let ref = StorageRef(key: id.key, dtype: id.dtype, elementCount: id.elementCount, location: id.location)
             do throws(CheckpointError) {
-                ref.data = try StorageData(key: id.key, dtype: id.dtype, elementCount: id.elementCount, byteOrder: byteOrder, bytes: bytes)
+                ref.data = try StorageData(
+                    key: id.key, dtype: id.dtype, elementCount: id.elementCount, byteOrder: byteOrder, bytes: bytes, checksum: checksum)
             } catch {
                 throw error.inMember(name)
             }
@@ -87,6 +91,10 @@ enum TorchZipReader {
                     offset: error.offset, member: pickleEntry.name)
             }
             throw error.inMember(pickleEntry.name)
+        }
+        let deferred = refs.values.filter { $0.data?.checksum != nil }.count
+        if deferred > 0 {
+            notes.append("CRC-32 of \(deferred) storage records is checked when their bytes are first used")
         }
         return LoadedObject(
             root: root, format: isTorchScript ? .torchScript : .torchZip, formatVersion: formatVersion, byteOrder: byteOrder,

@@ -25,13 +25,13 @@ struct BadInputTests {
     @Test("truncation at many offsets of every fixture gives a typed error", arguments: Fixtures.allFiles)
     func truncation(_ name: String) throws {
         let full = try [UInt8](Data(contentsOf: URL(fileURLWithPath: Fixtures.path(name))))
-        let original = (try? Self.read(full, name)).map(fingerprint)
+        let original = try? fingerprint(Self.read(full, name))
         var errors = 0
         for cut in Self.cutPoints(full.count) {
             do {
                 let sd = try Self.read(Array(full[..<cut]), name)
                 // Only trailing bytes no reader needs (tar end blocks) may be cut without an error.
-                #expect(fingerprint(sd) == original, "\(name) cut at \(cut) of \(full.count) read different contents")
+                #expect(try fingerprint(sd) == original, "\(name) cut at \(cut) of \(full.count) read different contents")
             } catch {
                 errors += 1
                 #expect(error.file == name)
@@ -50,7 +50,9 @@ struct BadInputTests {
             let at = Int(rng.next() % UInt64(full.count))
             bytes[at] ^= UInt8(truncatingIfNeeded: rng.next() | 1)
             do {
-                _ = try Self.read(bytes, name)  // a flip in tensor data of a CRC-less format reads "fine"
+                // A flip in tensor data of a CRC-less format reads "fine"; CRC-protected data fails on use.
+                let sd = try Self.read(bytes, name)
+                _ = try fingerprint(sd)
             } catch {
                 #expect(error.file == name)
             }
@@ -77,6 +79,35 @@ struct BadInputTests {
             for i in 0..<width { bytes[cd + field + i] = 0xFF }
             #expect(throws: CheckpointError.self, "field at +\(field)") { _ = try Self.read(bytes, name) }
         }
+    }
+
+    @Test("a flipped byte in a stored storage record fails its CRC-32 on first use, or at read when not deferred")
+    func deferredChecksum() throws {
+        let name = "toynet_zip.pth"
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: Fixtures.path(name))))
+        let clean = try Self.read(bytes, name)
+        let victim = try #require(clean.entries.first { $0.tensor.byteCount >= 16 })
+        bytes[victim.tensor.storage.bytes.offset + 3] ^= 0x40
+        let sd = try Self.read(bytes, name)  // reading maps; no storage bytes are touched yet
+        let damaged = try #require(sd[victim.name])
+        #expect(throws: CheckpointError.self) { _ = try damaged.floats() }
+        do {
+            try sd.verifyChecksums()
+            Issue.record("verifyChecksums passed on a damaged record")
+        } catch {
+            #expect(error.kind == .integrity)
+            #expect(error.file == name)
+            #expect(error.member == "toynet_zip/data/\(victim.tensor.storage.key)")
+        }
+        // an undamaged tensor of another storage still reads
+        let other = try #require(sd.entries.first { $0.tensor.storage.key != victim.tensor.storage.key })
+        #expect(try other.tensor.floats() == clean[other.name]!.floats())
+        var eager = ReadOptions()
+        eager.deferStorageChecksums = false
+        #expect(throws: CheckpointError.self) { _ = try CheckpointReader.read(ByteBuffer(copying: bytes).all, name: name, options: eager) }
+        var off = ReadOptions()
+        off.verifyChecksums = false
+        #expect(try CheckpointReader.read(ByteBuffer(copying: bytes).all, name: name, options: off)[victim.name]!.floats() != clean[victim.name]!.floats())
     }
 
     @Test("a wrong magic number is unknownFormat")

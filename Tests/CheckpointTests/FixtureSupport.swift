@@ -64,6 +64,10 @@ struct SplitMix64 {
 }
 
 /// A fingerprint of a state dict's contents: names, dtypes, shapes and raw-byte hashes.
-func fingerprint(_ sd: StateDict) -> [String] {
-    sd.entries.map { "\($0.name) \($0.tensor.dtype.name) \($0.tensor.shape) \(sha256Hex($0.tensor.contiguousBytes()))" }
+func fingerprint(_ sd: StateDict) throws(CheckpointError) -> [String] {
+    var out: [String] = []
+    for e in sd.entries {
+        out.append("\(e.name) \(e.tensor.dtype.name) \(e.tensor.shape) \(sha256Hex(try e.tensor.contiguousBytes()))")
+    }
+    return out
 }
