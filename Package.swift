@@ -6,6 +6,8 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .library(name: "Checkpoint", targets: ["Checkpoint"]),
+        .library(name: "NeuralNet", targets: ["NeuralNet"]),
+        .library(name: "VisionModels", targets: ["VisionModels"]),
         .executable(name: "convert-weights", targets: ["convert-weights"]),
     ],
     dependencies: [
@@ -18,7 +20,19 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]
         ),
+        .systemLibrary(
+            name: "CBLAS",
+            path: "Sources/CBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
         .target(name: "Checkpoint", dependencies: ["CZlib"]),
+        .target(
+            name: "NeuralNet",
+            dependencies: [.target(name: "CBLAS", condition: .when(platforms: [.linux]))],
+            linkerSettings: [.linkedFramework("Accelerate", .when(platforms: [.macOS, .iOS]))]
+        ),
+        .target(name: "VisionModels", dependencies: ["Checkpoint", "NeuralNet"]),
         .executableTarget(
             name: "convert-weights",
             dependencies: [
@@ -30,5 +44,7 @@ let package = Package(
             name: "CheckpointTests",
             dependencies: ["Checkpoint", "convert-weights"]
         ),
+        .testTarget(name: "NeuralNetTests", dependencies: ["NeuralNet", "Checkpoint"]),
+        .testTarget(name: "VisionModelsTests", dependencies: ["VisionModels", "Checkpoint", "NeuralNet"]),
     ]
 )

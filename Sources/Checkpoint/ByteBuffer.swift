@@ -66,6 +66,13 @@ public final class ByteBuffer: @unchecked Sendable {
         self.init(adopting: p, count: n)
     }
 
+    /// Copies raw bytes into a new, 64-byte aligned buffer (one memcpy).
+    public convenience init(copying raw: UnsafeRawBufferPointer) {
+        let p = UnsafeMutableRawPointer.allocate(byteCount: max(raw.count, 1), alignment: 64)
+        if let base = raw.baseAddress, raw.count > 0 { p.copyMemory(from: base, byteCount: raw.count) }
+        self.init(adopting: p, count: raw.count)
+    }
+
     deinit {
         if isMapped {
             munmap(UnsafeMutableRawPointer(mutating: base), count)

@@ -146,3 +146,27 @@ extension TensorData {
         }
     }
 }
+
+extension TensorData {
+    /// A contiguous float32 tensor holding `values` (copied once), for state dicts built in memory.
+    public init(float32 values: [Float], shape: [Int]) throws(CheckpointError) {
+        let count = shape.reduce(1, *)
+        guard count == values.count, shape.allSatisfy({ $0 >= 0 }) else {
+            throw CheckpointError(.malformed, "\(values.count) values do not fill shape \(shape)")
+        }
+        let bytes = values.withUnsafeBytes { ByteBuffer(copying: $0) }
+        let storage = try StorageData(key: "memory", dtype: .float32, elementCount: count, byteOrder: .little, bytes: bytes.all)
+        try self.init(dtype: .float32, shape: shape, strides: TensorData.contiguousStrides(shape), storageOffset: 0, storage: storage)
+    }
+}
+
+extension StateDict {
+    /// A state dict built in memory (provenance format `memory`-like: zip, no file).
+    public init(tensors: [(name: String, tensor: TensorData)], name: String = "<memory>") throws(CheckpointError) {
+        try self.init(
+            entries: tensors,
+            provenance: Provenance(
+                file: name, format: .torchZip, formatVersion: [:], byteOrder: .little, nestingPath: [], strippedPrefixes: [],
+                archivePrefix: nil, notes: ["built in memory"]))
+    }
+}

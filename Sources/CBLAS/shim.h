@@ -1,0 +1,4 @@
+#ifndef PRETRAINEDVISION_CBLAS_SHIM_H
+#define PRETRAINEDVISION_CBLAS_SHIM_H
+#include <cblas.h>
+#endif

@@ -1,0 +1,212 @@
+import Checkpoint
+import Foundation
+import NeuralNet
+
+/// Where a model's weights come from.
+public enum PretrainedSource: Sendable {
+    /// A checkpoint file in any format the Checkpoint module reads.
+    case file(URL)
+    /// A state dict already in memory.
+    case stateDict(StateDict)
+}
+
+/// Options for `Model.load`.
+public struct LoadOptions: Sendable {
+    /// Classifier outputs; nil infers them from the checkpoint's classifier weight.
+    public var numClasses: Int?
+    /// Refuse weights that leave keys missing or unexpected, or whose shapes differ (default). When
+    /// false, unexpected keys are ignored; missing or mismatched ones still fail, as a model cannot run
+    /// without them.
+    public var strict: Bool = true
+    /// How the checkpoint file is read.
+    public var readOptions: ReadOptions = ReadOptions()
+
+    /// Default options.
+    public init() {}
+}
+
+/// A loaded, inference-ready classification model. Immutable and `Sendable`: one model may be
+/// called from several tasks at once.
+public struct Model: Sendable {
+    /// The architecture, with the number of classes actually loaded.
+    public let architecture: Architecture
+    /// What loading found.
+    public let report: LoadReport
+    private let graph: Graph
+    private let weights: [String: TensorData]
+
+    enum Graph: Sendable {
+        case resnet(ResNetGraph)
+        case densenet(DenseNetGraph)
+    }
+
+    /// Number of classifier outputs.
+    public var numClasses: Int { architecture.defaultNumClasses }
+
+    /// Loads `architecture` with weights from `pretrained`, remapping legacy names and validating every
+    /// key and shape strictly; batch norm is folded into the preceding convolutions once, here.
+    public static func load(_ architecture: Architecture, pretrained: PretrainedSource, options: LoadOptions = LoadOptions()) throws(ModelError) -> Model {
+        let sd: StateDict
+        switch pretrained {
+        case .file(let url):
+            do throws(CheckpointError) {
+                sd = try CheckpointReader.read(url.path, options: options.readOptions)
+            } catch {
+                throw ModelError(error)
+            }
+        case .stateDict(let s):
+            sd = s
+        }
+        return try load(architecture, stateDict: sd, options: options)
+    }
+
+    static func load(_ base: Architecture, stateDict sd: StateDict, options: LoadOptions) throws(ModelError) -> Model {
+        // Remap keys.
+        var tensors: [String: TensorData] = [:]
+        var order: [String] = []
+        var renamed: [LoadReport.Rename] = []
+        for (name, t) in sd.entries {
+            var key = name
+            if let fixed = KeyRemapper.legacyDenseNet(name) {
+                renamed.append(LoadReport.Rename(from: name, to: fixed))
+                key = fixed
+            }
+            guard tensors[key] == nil else {
+                throw ModelError(.incompatibleWeights, "two checkpoint keys map to '\(key)'")
+            }
+            tensors[key] = t
+            order.append(key)
+        }
+        // Number of classes: given, else the checkpoint's classifier rows, else the default.
+        var inferred = false
+        var numClasses = base.defaultNumClasses
+        if let n = options.numClasses {
+            numClasses = n
+        } else if let w = tensors[base.classifierWeightKey], w.shape.count == 2, w.shape[0] > 0 {
+            numClasses = w.shape[0]
+            inferred = true
+        }
+        guard numClasses > 0 else { throw ModelError(.invalidConfiguration, "number of classes must be positive, got \(numClasses)") }
+        let architecture = base.withNumClasses(numClasses)
+
+        var report = LoadReport(
+            architecture: architecture.name, source: sd.provenance.file, numClasses: numClasses, numClassesInferred: inferred)
+        report.renamed = renamed
+        report.nestingPath = sd.provenance.nestingPath
+        report.strippedPrefixes = sd.provenance.strippedPrefixes
+        let specs = architecture.parameters
+        var expectedNames = Set<String>()
+        for spec in specs {
+            expectedNames.insert(spec.name)
+            guard let t = tensors[spec.name] else {
+                if spec.isOptional { report.defaulted.append(spec.name) } else { report.missing.append(spec.name) }
+                continue
+            }
+            if t.shape == spec.shape {
+                report.matched += 1
+            } else {
+                report.shapeMismatches.append(LoadReport.ShapeMismatch(key: spec.name, expected: spec.shape, found: t.shape))
+            }
+        }
+        report.unexpected = order.filter { !expectedNames.contains($0) }
+        // Did you mean: the closest unexpected key for each missing one (bounded work).
+        if !report.missing.isEmpty, !report.unexpected.isEmpty, report.missing.count * report.unexpected.count <= 200_000 {
+            for m in report.missing {
+                var best: (String, Int)?
+                let limit = max(2, m.utf8.count / 4)
+                for u in report.unexpected {
+                    if let d = KeyRemapper.distance(m, u, limit: best.map { $0.1 } ?? limit), best == nil || d < best!.1 { best = (u, d) }
+                }
+                if let best { report.suggestions[m] = best.0 }
+            }
+        }
+        let fatal = !report.missing.isEmpty || !report.shapeMismatches.isEmpty || (options.strict && !report.unexpected.isEmpty)
+        if fatal {
+            throw ModelError(.incompatibleWeights, "the weights do not fit \(architecture.name)", report: report)
+        }
+
+        let store = ParameterStore(tensors: tensors)
+        let graph: Graph
+        switch architecture.family {
+        case .resnet(let c): graph = .resnet(try ResNetGraph(config: c, store: store))
+        case .densenet(let c): graph = .densenet(try DenseNetGraph(config: c, store: store))
+        }
+        var kept: [String: TensorData] = [:]
+        for spec in specs { kept[spec.name] = tensors[spec.name] }
+        return Model(architecture: architecture, report: report, graph: graph, weights: kept)
+    }
+
+    /// Logits `[N, numClasses]` for an NCHW input `[N, 3, H, W]`.
+    public func callAsFunction(_ input: Tensor) throws(ModelError) -> Tensor {
+        try run(input, taps: false).last!.tensor
+    }
+
+    /// The named intermediate outputs (`architecture.tapNames`: stem, each stage or dense block and
+    /// transition, prelogits, logits), like torchvision's feature extractor.
+    public func features(_ input: Tensor) throws(ModelError) -> [(name: String, tensor: Tensor)] {
+        try run(input, taps: true)
+    }
+
+    private func run(_ input: Tensor, taps: Bool) throws(ModelError) -> [(name: String, tensor: Tensor)] {
+        guard input.shape.count == 4, input.shape[1] == 3, input.shape[0] > 0 else {
+            throw ModelError(.shape, "\(architecture.name) expects input [N, 3, H, W], got \(input.shape)")
+        }
+        switch graph {
+        case .resnet(let g): return try g.run(input, taps: taps)
+        case .densenet(let g): return try g.run(input, taps: taps)
+        }
+    }
+
+    /// The loaded parameter called `name` (as the checkpoint stored it, before batch-norm folding).
+    public func parameter(named name: String) -> TensorData? { weights[name] }
+
+    /// Names of the loaded parameters, in the architecture's order.
+    public var parameterNames: [String] { architecture.parameters.map(\.name).filter { weights[$0] != nil } }
+}
+
+/// The loaded tensors by name, handing out float32 values and batch-norm layers to graph builders.
+struct ParameterStore {
+    let tensors: [String: TensorData]
+
+    func floats(_ name: String) throws(ModelError) -> [Float] {
+        guard let t = tensors[name] else { throw ModelError(.incompatibleWeights, "missing parameter '\(name)'") }
+        do throws(CheckpointError) {
+            return try t.floats()
+        } catch {
+            throw ModelError(error)
+        }
+    }
+
+    func batchNorm(_ prefix: String, eps: Float) throws(ModelError) -> BatchNorm2d {
+        let weight = try floats(prefix + ".weight"), bias = try floats(prefix + ".bias")
+        let mean = try floats(prefix + ".running_mean"), variance = try floats(prefix + ".running_var")
+        do throws(NeuralNetError) {
+            return try BatchNorm2d(weight: weight, bias: bias, runningMean: mean, runningVar: variance, eps: eps)
+        } catch {
+            throw ModelError(error, prefix)
+        }
+    }
+
+    /// A convolution without bias, with `bn` folded into it.
+    func conv(_ name: String, _ config: Conv2dConfig, foldingBatchNorm bn: String?, eps: Float) throws(ModelError) -> Conv2d {
+        let weight = try floats(name + ".weight")
+        let bias: [Float]? = tensors[name + ".bias"] != nil ? try floats(name + ".bias") : nil
+        let norm = try bn.map { (b) throws(ModelError) in try batchNorm(b, eps: eps) }
+        do throws(NeuralNetError) {
+            let conv = try Conv2d(config: config, weight: weight, bias: bias)
+            return try norm.map { (n) throws(NeuralNetError) in try conv.folding(n) } ?? conv
+        } catch {
+            throw ModelError(error, name)
+        }
+    }
+
+    func linear(_ name: String, inFeatures: Int, outFeatures: Int) throws(ModelError) -> Linear {
+        let weight = try floats(name + ".weight")
+        let bias = try floats(name + ".bias")
+        do throws(NeuralNetError) {
+            return try Linear(weight: weight, bias: bias, inFeatures: inFeatures, outFeatures: outFeatures)
+        } catch {
+            throw ModelError(error, name)
+        }
+    }
+}
