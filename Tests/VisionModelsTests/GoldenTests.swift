@@ -1,0 +1,151 @@
+import Checkpoint
+import Foundation
+import NeuralNet
+import Testing
+
+@testable import VisionModels
+
+/// Golden tests (DESIGN.md numerics contract): the Swift graphs against torchvision 0.28 / torch 2.13.
+/// Bound: max |ours - reference| / max |reference| <= 1e-4 at every tap, and identical top-5.
+@Suite("Golden: small configurations, full activations")
+struct SmallGoldenTests {
+    /// configs.json (written by tools/make_goldens.py) as architectures.
+    static let configs: [String: Architecture] = {
+        guard let data = try? Data(contentsOf: URL(fileURLWithPath: Golden.path("golden/small/configs.json"))),
+            let json = try? JSONSerialization.jsonObject(with: data) as? [String: [String: Any]]
+        else { return [:] }
+        var out: [String: Architecture] = [:]
+        for (name, c) in json {
+            let classes = c["num_classes"] as? Int ?? 10
+            if (c["family"] as? String) == "densenet" {
+                out[name] = Architecture(name: name, family: .densenet(DenseNetConfig(
+                    growthRate: c["growth_rate"] as? Int ?? 0, blockConfig: c["block_config"] as? [Int] ?? [],
+                    numInitFeatures: c["num_init_features"] as? Int ?? 0, bnSize: c["bn_size"] as? Int ?? 4, numClasses: classes)))
+            } else {
+                out[name] = Architecture(name: name, family: .resnet(ResNetConfig(
+                    block: (c["block"] as? String ?? "").lowercased().hasPrefix("basic") ? .basic : .bottleneck,
+                    layers: c["layers"] as? [Int] ?? [], groups: c["groups"] as? Int ?? 1,
+                    widthPerGroup: c["width_per_group"] as? Int ?? 64, stemWidth: c["stem_width"] as? Int ?? 64,
+                    stageWidths: c["stage_widths"] as? [Int] ?? [], numClasses: classes)))
+            }
+        }
+        return out
+    }()
+
+    static var names: [String] { configs.keys.sorted() }
+
+    @Test("the small configurations cover every block kind")
+    func coverage() {
+        #expect(Self.names.count >= 5)
+    }
+
+    @Test("every tap within 1e-4 of torchvision, identical top-5", arguments: names)
+    func small(_ name: String) throws {
+        let arch = try #require(Self.configs[name])
+        let model = try Model.load(arch, pretrained: .file(URL(fileURLWithPath: Golden.path("golden/small/\(name).pth"))))
+        #expect(model.report.isCompatible)
+        let dir = Golden.path("golden/small")
+        let actsFiles = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasPrefix(name + "_acts_") }.sorted()
+        #expect(actsFiles.count == 2)
+        for file in actsFiles {
+            let ref = try CheckpointReader.read(dir + "/" + file)
+            let input = try #require(ref["input"])
+            let x = try Tensor(shape: input.shape, data: input.floats())
+            let taps = try model.features(x)
+            #expect(taps.map(\.name) == arch.tapNames)
+            for (tap, ours) in taps {
+                let reference = try #require(ref[tap], "\(file) lacks tap \(tap)")
+                #expect(ours.shape == reference.shape, "\(name) \(file) \(tap) shape")
+                guard ours.shape == reference.shape else { continue }
+                let r = Golden.relativeError(ours.data, try reference.floats())
+                #expect(r.error <= Golden.relativeBound, "\(name) \(file) \(tap): relative error \(r.error) at \(r.index) (max |ref| \(r.maxAbs))")
+                GoldenLog.record(arch: name, input: file, tap: tap, error: r.error)
+            }
+            let logits = taps.last!.tensor
+            let refLogits = try ref["logits"]!.floats()
+            let k = min(5, arch.defaultNumClasses)
+            for n in 0..<logits.shape[0] {
+                let c = logits.shape[1]
+                #expect(Golden.topK(logits.data[(n * c)..<((n + 1) * c)], k) == Golden.topK(refLogits[(n * c)..<((n + 1) * c)], k), "\(name) \(file) top-\(k) of sample \(n)")
+            }
+        }
+    }
+}
+
+/// Records per-tap errors so a run can print the table the closing note asks for (set GOLDEN_LOG=path).
+enum GoldenLog {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var lines: [String] = []
+
+    static func record(arch: String, input: String, tap: String, error: Float) {
+        guard let path = ProcessInfo.processInfo.environment["GOLDEN_LOG"] else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        lines.append("\(arch)\t\(input)\t\(tap)\t\(error)")
+        try? (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+    }
+}
+
+/// Every full-size architecture with formula weights (Python and Swift compute them bit-exactly; see
+/// FormulaWeights.swift), at 2x3x224x224 and 1x3x193x257, against torchvision's taps: 1024 sampled
+/// values per tap, the tap's max |x| and L2 norm, and the full logits.
+@Suite("Golden: full-size architectures, formula weights", .serialized)
+struct FullGoldenTests {
+    static func formulaModel(_ arch: Architecture) throws -> Model {
+        var entries: [(name: String, tensor: TensorData)] = []
+        for (p, spec) in arch.parameters.enumerated() {
+            let values = FormulaWeights.values(key: spec.name, shape: spec.shape, index: p)
+            entries.append((spec.name, try TensorData(float32: values, shape: spec.shape)))
+        }
+        return try Model.load(arch, pretrained: .stateDict(StateDict(tensors: entries, name: "formula:\(arch.name)")))
+    }
+
+    @Test("every tap within 1e-4 of torchvision, identical top-5", arguments: Architecture.all.map(\.name))
+    func full(_ name: String) throws {
+        let arch = try #require(Architecture(named: name))
+        let model = try Self.formulaModel(arch)
+        #expect(model.report.isCompatible)
+        for size in ["224x224", "193x257"] {
+            let file = Golden.path("golden/full/\(name)_\(size).pth")
+            let ref = try CheckpointReader.read(file)
+            let shape = try ref["input.shape"]!.floats().map { Int($0) }
+            let seed = UInt32(try ref["input.seed"]!.floats()[0])
+            let x = try Tensor(shape: shape, data: FormulaWeights.input(shape: shape, seed: seed))
+            let taps = try model.features(x)
+            #expect(taps.map(\.name) == arch.tapNames)
+            for (tap, ours) in taps {
+                let refShape = try #require(ref["\(tap).shape"]).floats().map { Int($0) }
+                #expect(ours.shape == refShape, "\(name) \(size) \(tap) shape")
+                guard ours.shape == refShape else { continue }
+                let stats = try ref["\(tap).stats"]!.floats()  // max |x|, sum, l2
+                let samples = try ref["\(tap).samples"]!.floats()
+                let count = ours.data.count
+                let k = samples.count
+                var worst: Float = 0
+                var worstIndex = 0
+                for i in 0..<k {
+                    let index = k > 1 ? Int((Int64(i) * Int64(count - 1)) / Int64(k - 1)) : 0
+                    let d = abs(ours.data[index] - samples[i])
+                    if d > worst { worst = d; worstIndex = index }
+                }
+                let maxAbs = stats[0]
+                let error = maxAbs > 0 ? worst / maxAbs : worst
+                var ourMax: Float = 0
+                var ourL2: Double = 0
+                for v in ours.data { ourMax = max(ourMax, abs(v)); ourL2 += Double(v) * Double(v) }
+                #expect(error <= Golden.relativeBound, "\(name) \(size) \(tap): relative error \(error) at \(worstIndex) (max |ref| \(maxAbs))")
+                #expect(abs(ourMax - maxAbs) <= Golden.relativeBound * maxAbs, "\(name) \(size) \(tap): max |x| \(ourMax) vs \(maxAbs)")
+                #expect(abs(Float(ourL2.squareRoot()) - stats[2]) <= Golden.relativeBound * stats[2], "\(name) \(size) \(tap): L2 \(ourL2.squareRoot()) vs \(stats[2])")
+                GoldenLog.record(arch: name, input: size, tap: tap, error: error)
+            }
+            let logits = taps.last!.tensor
+            let refLogits = try ref["logits"]!.floats()
+            let full = Golden.relativeError(logits.data, refLogits)
+            #expect(full.error <= Golden.relativeBound, "\(name) \(size) logits: \(full.error)")
+            let c = logits.shape[1]
+            for n in 0..<logits.shape[0] {
+                #expect(Golden.topK(logits.data[(n * c)..<((n + 1) * c)], 5) == Golden.topK(refLogits[(n * c)..<((n + 1) * c)], 5), "\(name) \(size) top-5 of sample \(n)")
+            }
+        }
+    }
+}
