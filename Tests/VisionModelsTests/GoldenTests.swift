@@ -72,6 +72,29 @@ struct SmallGoldenTests {
     }
 }
 
+/// A real legacy-format checkpoint (made by torch with `_use_new_zipfile_serialization=False`, pre-0.4
+/// DenseNet names, no `num_batches_tracked`, `module.` prefix, nested under `state_dict`) loads through
+/// the same path and computes the same activations as the modern file.
+@Suite("Golden: legacy DenseNet checkpoint")
+struct LegacyGoldenTests {
+    @Test("legacy names, prefix and nesting are resolved and reported; taps match torchvision")
+    func legacyDenseNet() throws {
+        let arch = try #require(SmallGoldenTests.configs["small_densenet"])
+        let model = try Model.load(arch, pretrained: .file(URL(fileURLWithPath: Golden.path("golden/legacy/small_densenet_legacy.pth"))))
+        let r = model.report
+        #expect(r.isCompatible)
+        #expect(r.nestingPath == ["state_dict"])
+        #expect(r.strippedPrefixes == ["module."])
+        #expect(r.renamed.count == 9 * 10)  // 9 dense layers x (norm1, conv1, norm2, conv2 tensors)
+        #expect(r.defaulted.count == arch.parameters.filter(\.isOptional).count)
+        let ref = try CheckpointReader.read(Golden.path("golden/small/small_densenet_acts_45x39.pth"))
+        let input = try #require(ref["input"])
+        let logits = try model(Tensor(shape: input.shape, data: input.floats()))
+        let e = Golden.relativeError(logits.data, try ref["logits"]!.floats())
+        #expect(e.error <= Golden.relativeBound)
+    }
+}
+
 /// Records per-tap errors so a run can print the table the closing note asks for (set GOLDEN_LOG=path).
 enum GoldenLog {
     private static let lock = NSLock()
