@@ -12,7 +12,12 @@ extension Architecture {
     /// (module registration order, as `model.state_dict()` lists them).
     public var parameters: [ParameterSpec] {
         var out: [ParameterSpec] = []
-        func conv(_ name: String, _ o: Int, _ i: Int, _ k: Int) { out.append(ParameterSpec(name: name + ".weight", shape: [o, i, k, k])) }
+        var convBias = false
+        if case .resnet(let c) = family { convBias = c.convBias }
+        func conv(_ name: String, _ o: Int, _ i: Int, _ k: Int) {
+            out.append(ParameterSpec(name: name + ".weight", shape: [o, i, k, k]))
+            if convBias { out.append(ParameterSpec(name: name + ".bias", shape: [o])) }
+        }
         func bn(_ name: String, _ c: Int) {
             for p in ["weight", "bias", "running_mean", "running_var"] { out.append(ParameterSpec(name: "\(name).\(p)", shape: [c])) }
             out.append(ParameterSpec(name: "\(name).num_batches_tracked", shape: []))

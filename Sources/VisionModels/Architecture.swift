@@ -90,6 +90,18 @@ public struct ResNetConfig: Sendable, Hashable {
     public var numClasses: Int = 1000
     /// Batch-norm epsilon.
     public var batchNormEps: Float = 1e-5
+    /// Which convolution of a bottleneck carries the stage's stride.
+    public var stridePlacement: StridePlacement = .conv3x3
+    /// Whether every convolution has a bias (Keras ResNets).
+    public var convBias: Bool = false
+
+    /// Where a bottleneck block's stride goes.
+    public enum StridePlacement: String, Sendable, Hashable {
+        /// On the 3x3 convolution: torchvision's "ResNet V1.5", timm's SE-ResNets.
+        case conv3x3
+        /// On the first 1x1 convolution: the original paper, Caffe, Keras and Cadene's SE-ResNets.
+        case firstConv1x1
+    }
 
     /// Creates a configuration.
     public init(block: Block, layers: [Int], groups: Int = 1, widthPerGroup: Int = 64, stemWidth: Int = 64,

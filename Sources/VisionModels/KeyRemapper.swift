@@ -1,5 +1,51 @@
+import Checkpoint
+
+/// One rewrite of checkpoint entries into an architecture's names (and, where a source layout
+/// differs, its tensor layouts). Rules are tried in `KeyRemapper.rules` order; each sees the output of
+/// the previous one.
+protocol RemapRule: Sendable {
+    /// A short name for reports.
+    var name: String { get }
+    /// Rewrites one entry; nil leaves it as it is.
+    func rewrite(_ key: String, _ tensor: TensorData, for architecture: Architecture) throws(ModelError) -> (key: String, tensor: TensorData)?
+}
+
+/// torchvision's legacy DenseNet rule (see `KeyRemapper.legacyDenseNet`).
+struct LegacyDenseNetRule: RemapRule {
+    var name: String { "legacy DenseNet names" }
+    func rewrite(_ key: String, _ tensor: TensorData, for architecture: Architecture) throws(ModelError) -> (key: String, tensor: TensorData)? {
+        guard case .densenet = architecture.family, let fixed = KeyRemapper.legacyDenseNet(key) else { return nil }
+        return (fixed, tensor)
+    }
+}
+
 /// Rewrites checkpoint keys into the names an architecture uses.
 enum KeyRemapper {
+    /// The rules, in the order they apply.
+    static let rules: [any RemapRule] = [LegacyDenseNetRule()]
+
+    /// Applies every rule to every entry; returns the entries in file order and what was renamed.
+    static func remap(_ entries: [(name: String, tensor: TensorData)], for architecture: Architecture) throws(ModelError)
+        -> (entries: [(name: String, tensor: TensorData)], renamed: [LoadReport.Rename])
+    {
+        var out: [(name: String, tensor: TensorData)] = []
+        out.reserveCapacity(entries.count)
+        var renamed: [LoadReport.Rename] = []
+        for (original, t) in entries {
+            var key = original
+            var tensor = t
+            for rule in rules {
+                if let r = try rule.rewrite(key, tensor, for: architecture) {
+                    key = r.key
+                    tensor = r.tensor
+                }
+            }
+            if key != original { renamed.append(LoadReport.Rename(from: original, to: key)) }
+            out.append((key, tensor))
+        }
+        return (out, renamed)
+    }
+
     /// torchvision's legacy DenseNet rule: `...denselayerN.norm.1.weight` → `...denselayerN.norm1.weight`
     /// (also `relu`/`conv`, `1`/`2`, and `bias`, `running_mean`, `running_var`), as its own loader does
     /// for the released DenseNet files that predate dots being illegal in module names.

@@ -2,14 +2,6 @@ import Checkpoint
 import Foundation
 import NeuralNet
 
-/// Where a model's weights come from.
-public enum PretrainedSource: Sendable {
-    /// A checkpoint file in any format the Checkpoint module reads.
-    case file(URL)
-    /// A state dict already in memory.
-    case stateDict(StateDict)
-}
-
 /// Options for `Model.load`.
 public struct LoadOptions: Sendable {
     /// Classifier outputs; nil infers them from the checkpoint's classifier weight.
@@ -46,37 +38,23 @@ public struct Model: Sendable {
     /// Loads `architecture` with weights from `pretrained`, remapping legacy names and validating every
     /// key and shape strictly; batch norm is folded into the preceding convolutions once, here.
     public static func load(_ architecture: Architecture, pretrained: PretrainedSource, options: LoadOptions = LoadOptions()) throws(ModelError) -> Model {
-        let sd: StateDict
-        switch pretrained {
-        case .file(let url):
-            do throws(CheckpointError) {
-                sd = try CheckpointReader.read(url.path, options: options.readOptions)
-            } catch {
-                throw ModelError(error)
-            }
-        case .stateDict(let s):
-            sd = s
-        }
+        let sd = try pretrained.stateDict(for: architecture, options: options)
         return try load(architecture, stateDict: sd, options: options)
     }
 
     static func load(_ base: Architecture, stateDict sd: StateDict, options: LoadOptions) throws(ModelError) -> Model {
-        // Remap keys.
+        // Remap keys (and layouts) into the architecture's names.
+        let remapped = try KeyRemapper.remap(sd.entries, for: base)
         var tensors: [String: TensorData] = [:]
         var order: [String] = []
-        var renamed: [LoadReport.Rename] = []
-        for (name, t) in sd.entries {
-            var key = name
-            if let fixed = KeyRemapper.legacyDenseNet(name) {
-                renamed.append(LoadReport.Rename(from: name, to: fixed))
-                key = fixed
-            }
+        for (key, t) in remapped.entries {
             guard tensors[key] == nil else {
                 throw ModelError(.incompatibleWeights, "two checkpoint keys map to '\(key)'")
             }
             tensors[key] = t
             order.append(key)
         }
+        let renamed = remapped.renamed
         // Number of classes: given, else the checkpoint's classifier rows, else the default.
         var inferred = false
         var numClasses = base.defaultNumClasses

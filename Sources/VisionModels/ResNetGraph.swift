@@ -30,9 +30,10 @@ struct ResNetGraph: Sendable {
                 convs.append(try store.conv("\(p).conv2", Conv2dConfig(inChannels: b.planes, outChannels: b.planes, kernel: 3, padding: 1),
                                             foldingBatchNorm: "\(p).bn2", eps: eps))
             case .bottleneck:
-                convs.append(try store.conv("\(p).conv1", Conv2dConfig(inChannels: b.inChannels, outChannels: b.width, kernel: 1),
+                let onFirst = c.stridePlacement == .firstConv1x1
+                convs.append(try store.conv("\(p).conv1", Conv2dConfig(inChannels: b.inChannels, outChannels: b.width, kernel: 1, stride: onFirst ? b.stride : 1),
                                             foldingBatchNorm: "\(p).bn1", eps: eps))
-                convs.append(try store.conv("\(p).conv2", Conv2dConfig(inChannels: b.width, outChannels: b.width, kernel: 3, stride: b.stride, padding: 1, groups: c.groups),
+                convs.append(try store.conv("\(p).conv2", Conv2dConfig(inChannels: b.width, outChannels: b.width, kernel: 3, stride: onFirst ? 1 : b.stride, padding: 1, groups: c.groups),
                                             foldingBatchNorm: "\(p).bn2", eps: eps))
                 convs.append(try store.conv("\(p).conv3", Conv2dConfig(inChannels: b.width, outChannels: b.outChannels, kernel: 1),
                                             foldingBatchNorm: "\(p).bn3", eps: eps))
