@@ -36,7 +36,14 @@ Roles, by key suffix and shape (first match wins):
                                                                     DenseNet norm*)
     *.bias                           s * 0.125
     anything else                    s * 0.125
-Input tensors: k = mix(seed * 0x9E3779B9 + 0x7F4A7C15), value_i = s(mix(i ^ k)), uniform in [-1, 1).
+Linear weights use LINEAR_SALT = 1531 instead of 0x632BE5AB (the first salt for which all 14
+architectures' top-6 logits are separated by > 1e-3 * max|logit| at both golden inputs).
+Input tensors (seed): k = mix(seed * 0x9E3779B9 + 0x7F4A7C15), e_i = s(mix(i ^ k)).
+    Any shape but 4-D: value_i = e_i (uniform in [-1, 1)).
+    NCHW ("image-like", so that global statistics differ between images):
+        plane = n*C + c;  o = s(mix(plane ^ mix(k ^ 0x27D4EB2F)))                       per-plane offset
+        j = plane << 16 | (y >> 4) << 8 | (x >> 4);  g = s(mix(j ^ mix(k ^ 0x5BD1E995)))  per 16x16 cell
+        value = (o * 0.5 + g * 0.25) + e_i * 0.25            in [-1, 1)
 """
 
 from __future__ import annotations
