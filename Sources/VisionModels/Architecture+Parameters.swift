@@ -12,12 +12,7 @@ extension Architecture {
     /// (module registration order, as `model.state_dict()` lists them).
     public var parameters: [ParameterSpec] {
         var out: [ParameterSpec] = []
-        var convBias = false
-        if case .resnet(let c) = family { convBias = c.convBias }
-        func conv(_ name: String, _ o: Int, _ i: Int, _ k: Int) {
-            out.append(ParameterSpec(name: name + ".weight", shape: [o, i, k, k]))
-            if convBias { out.append(ParameterSpec(name: name + ".bias", shape: [o])) }
-        }
+        func conv(_ name: String, _ o: Int, _ i: Int, _ k: Int) { out.append(ParameterSpec(name: name + ".weight", shape: [o, i, k, k])) }
         func bn(_ name: String, _ c: Int) {
             for p in ["weight", "bias", "running_mean", "running_var"] { out.append(ParameterSpec(name: "\(name).\(p)", shape: [c])) }
             out.append(ParameterSpec(name: "\(name).num_batches_tracked", shape: []))
@@ -28,30 +23,25 @@ extension Architecture {
         }
         switch family {
         case .resnet(let c):
-            conv("conv1", c.stemWidth, 3, 7)
-            bn("bn1", c.stemWidth)
-            for b in c.blocks {
-                let p = "layer\(b.stage + 1).\(b.index)"
-                switch c.block {
-                case .basic:
-                    conv("\(p).conv1", b.planes, b.inChannels, 3)
-                    bn("\(p).bn1", b.planes)
-                    conv("\(p).conv2", b.planes, b.planes, 3)
-                    bn("\(p).bn2", b.planes)
-                case .bottleneck:
-                    conv("\(p).conv1", b.width, b.inChannels, 1)
-                    bn("\(p).bn1", b.width)
-                    conv("\(p).conv2", b.width, b.width / c.groups, 3)
-                    bn("\(p).bn2", b.width)
-                    conv("\(p).conv3", b.outChannels, b.width, 1)
-                    bn("\(p).bn3", b.outChannels)
-                }
-                if b.hasDownsample {
-                    conv("\(p).downsample.0", b.outChannels, b.inChannels, 1)
-                    bn("\(p).downsample.1", b.outChannels)
-                }
+            let layout = c.layout
+            func unit(_ u: ResNetLayout.ConvUnit) {
+                let g = u.config
+                out.append(ParameterSpec(name: u.name + ".weight", shape: [g.outChannels, g.inChannels / g.groups, g.kernelH, g.kernelW]))
+                if u.bias { out.append(ParameterSpec(name: u.name + ".bias", shape: [g.outChannels])) }
+                if let n = u.norm { bn(n, g.outChannels) }
             }
-            linear("fc", c.numClasses, c.stageWidths.last! * c.expansion)
+            layout.stem.forEach(unit)
+            for b in layout.blocks {
+                b.convs.forEach(unit)
+                if let se = b.se {
+                    out.append(ParameterSpec(name: se.prefix + ".fc1.weight", shape: [se.reduced, se.channels, 1, 1]))
+                    out.append(ParameterSpec(name: se.prefix + ".fc1.bias", shape: [se.reduced]))
+                    out.append(ParameterSpec(name: se.prefix + ".fc2.weight", shape: [se.channels, se.reduced, 1, 1]))
+                    out.append(ParameterSpec(name: se.prefix + ".fc2.bias", shape: [se.channels]))
+                }
+                if let d = b.downsample { unit(d) }
+            }
+            linear(layout.headName, layout.headOut, layout.headIn)
         case .densenet(let c):
             conv("features.conv0", c.numInitFeatures, 3, 7)
             bn("features.norm0", c.numInitFeatures)
@@ -83,39 +73,5 @@ extension Architecture {
     public var learnableParameterCount: Int {
         parameters.filter { !$0.name.hasSuffix("running_mean") && !$0.name.hasSuffix("running_var") && !$0.isOptional }
             .reduce(0) { $0 + $1.shape.reduce(1, *) }
-    }
-}
-
-extension ResNetConfig {
-    /// One residual block's geometry.
-    struct BlockGeometry {
-        let stage: Int
-        let index: Int
-        let inChannels: Int
-        let planes: Int
-        /// Bottleneck inner width (`int(planes * width_per_group / 64) * groups`); `planes` for basic blocks.
-        let width: Int
-        let outChannels: Int
-        let stride: Int
-        let hasDownsample: Bool
-    }
-
-    /// Every block in order, with torchvision's channel and downsample rules.
-    var blocks: [BlockGeometry] {
-        var out: [BlockGeometry] = []
-        var inplanes = stemWidth
-        for (s, count) in layers.enumerated() {
-            let planes = stageWidths[s]
-            let stride = s == 0 ? 1 : 2
-            let width = block == .basic ? planes : Int(Double(planes) * (Double(widthPerGroup) / 64.0)) * groups
-            for i in 0..<count {
-                let st = i == 0 ? stride : 1
-                let down = i == 0 && (st != 1 || inplanes != planes * expansion)
-                out.append(BlockGeometry(stage: s, index: i, inChannels: inplanes, planes: planes, width: width,
-                                         outChannels: planes * expansion, stride: st, hasDownsample: down))
-                inplanes = planes * expansion
-            }
-        }
-        return out
     }
 }

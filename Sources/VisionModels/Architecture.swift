@@ -33,7 +33,7 @@ public struct Architecture: Sendable, Hashable, CustomStringConvertible {
     /// classes of a checkpoint is inferred.
     public var classifierWeightKey: String {
         switch family {
-        case .resnet: return "fc.weight"
+        case .resnet(let c): return c.headName + ".weight"
         case .densenet: return "classifier.weight"
         }
     }
@@ -74,6 +74,8 @@ public struct ResNetConfig: Sendable, Hashable {
         case basic
         /// 1x1, 3x3, 1x1 (expansion 4): resnet50 and larger, ResNeXt, Wide ResNet.
         case bottleneck
+        /// SENet-154's bottleneck: 1x1 to 2·planes, grouped 3x3 to 4·planes, 1x1 (expansion 4).
+        case senetBottleneck
     }
     public var block: Block
     /// Blocks per stage.
@@ -95,12 +97,74 @@ public struct ResNetConfig: Sendable, Hashable {
     /// Whether every convolution has a bias (Keras ResNets).
     public var convBias: Bool = false
 
+    /// The stem before the first stage.
+    public var stem: Stem = .torchvision
+    /// How parameters are named.
+    public var naming: Naming = .torchvision
+    /// The classifier's name (`fc`; `last_linear` for Cadene; `linear` for CIFAR option A).
+    public var headName: String = "fc"
+    /// Squeeze-and-excitation on each block's residual branch, if any.
+    public var squeezeExcitation: SqueezeExcitation?
+    /// Kernel of the projection shortcut in stages 2 and later (3, padding 1, for SENet-154).
+    public var downsampleKernel: Int = 1
+    /// How a block whose shape changes forms its shortcut.
+    public var shortcut: Shortcut = .projection
+
     /// Where a bottleneck block's stride goes.
     public enum StridePlacement: String, Sendable, Hashable {
         /// On the 3x3 convolution: torchvision's "ResNet V1.5", timm's SE-ResNets.
         case conv3x3
         /// On the first 1x1 convolution: the original paper, Caffe, Keras and Cadene's SE-ResNets.
         case firstConv1x1
+    }
+
+    /// The stem.
+    public enum Stem: String, Sendable, Hashable {
+        /// 7x7 stride-2 convolution, BN, ReLU, max pool 3x3 stride 2 padding 1 (floor).
+        case torchvision
+        /// The same convolution, then max pool 3x3 stride 2 without padding in ceil mode (Caffe; Cadene's `layer0`).
+        case caffe
+        /// Three 3x3 convolutions 3→64→64→128 (the first with stride 2), then the Caffe pool (SENet-154).
+        case deep
+        /// One 3x3 stride-1 convolution, BN, ReLU and no pool (the CIFAR ResNets).
+        case cifar
+    }
+
+    /// Parameter naming families.
+    public enum Naming: String, Sendable, Hashable {
+        /// `conv1`, `bn1`, `layerN.M...`, `se.fc1`: torchvision, timm's ResNets, the CIFAR ResNets.
+        case torchvision
+        /// `layer0.conv1`, `layerN.M.se_module.fc1`: Cadene's pretrainedmodels and timm's `legacy_*`.
+        case cadene
+    }
+
+    /// Squeeze-and-excitation: global pool, 1x1 conv (with bias) to `reduced(channels)`, ReLU, 1x1
+    /// conv back, sigmoid, channel scaling — before the residual addition.
+    public struct SqueezeExcitation: Sendable, Hashable {
+        /// Reduction ratio r (16 in every released model).
+        public var reduction: Int = 16
+        /// Round the reduced width to a multiple of this (timm's `make_divisible(C/16, 8)`); nil means `C / r`.
+        public var divisor: Int?
+
+        public init(reduction: Int = 16, divisor: Int? = nil) {
+            self.reduction = reduction
+            self.divisor = divisor
+        }
+
+        /// The reduced width for `channels`.
+        public func reduced(_ channels: Int) -> Int {
+            guard let d = divisor else { return channels / reduction }
+            let v = Double(channels) / Double(reduction)
+            return max(d, Int(v + Double(d) / 2) / d * d)
+        }
+    }
+
+    /// Shortcut of a block whose shape changes.
+    public enum Shortcut: String, Sendable, Hashable {
+        /// A 1x1 (or `downsampleKernel`) convolution and BN: `downsample.0/1`.
+        case projection
+        /// CIFAR option A: the identity subsampled by the stride and zero-padded in channels; no parameters.
+        case zeroPad
     }
 
     /// Creates a configuration.
@@ -117,6 +181,9 @@ public struct ResNetConfig: Sendable, Hashable {
 
     /// Output channels = planes x expansion.
     public var expansion: Int { block == .basic ? 1 : 4 }
+
+    /// Channels the stem hands to the first stage.
+    public var stemOutChannels: Int { stem == .deep ? stemWidth * 2 : stemWidth }
 }
 
 /// The DenseNet family's configuration (torchvision's `DenseNet(growth_rate, block_config, num_init_features, bn_size)`).
@@ -163,8 +230,11 @@ extension Architecture {
     public static let densenet201 = Architecture(
         name: "densenet201", family: .densenet(DenseNetConfig(growthRate: 32, blockConfig: [6, 12, 48, 32], numInitFeatures: 64)))
 
-    /// Every built-in architecture, in the reference framework's order.
-    public static let all: [Architecture] = [
+    /// Every built-in architecture: torchvision's, the SE networks and the CIFAR ResNets.
+    public static var all: [Architecture] { torchvision + squeezeExcitationNetworks + cifarResNets }
+
+    /// torchvision's classification backbones, in its order.
+    public static let torchvision: [Architecture] = [
         .resnet18, .resnet34, .resnet50, .resnet101, .resnet152, .resnext50_32x4d, .resnext101_32x8d, .resnext101_64x4d,
         .wide_resnet50_2, .wide_resnet101_2, .densenet121, .densenet161, .densenet169, .densenet201,
     ]

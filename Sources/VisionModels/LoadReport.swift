@@ -35,6 +35,8 @@ public struct LoadReport: Sendable, CustomStringConvertible {
     public var defaulted: [String] = []
     /// For a missing key, the closest unexpected key (did you mean?).
     public var suggestions: [String: String] = [:]
+    /// The flavor the checkpoint's key names show, if recognised.
+    public var detectedFlavor: WeightFlavor?
     /// Where the tensors were found in the file (the reader's nesting path and stripped prefixes).
     public var nestingPath: [String] = []
     public var strippedPrefixes: [String] = []
@@ -45,6 +47,7 @@ public struct LoadReport: Sendable, CustomStringConvertible {
     public var description: String {
         var lines = ["load report: \(source) -> \(architecture) (\(numClasses) classes\(numClassesInferred ? ", from the checkpoint" : ""))"]
         lines.append("  matched: \(matched)")
+        if let detectedFlavor { lines.append("  flavor: \(detectedFlavor)") }
         if !nestingPath.isEmpty { lines.append("  nesting path: \(nestingPath.joined(separator: "."))") }
         if !strippedPrefixes.isEmpty { lines.append("  stripped prefixes: \(strippedPrefixes.joined(separator: ", "))") }
         if !renamed.isEmpty {

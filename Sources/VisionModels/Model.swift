@@ -12,6 +12,10 @@ public struct LoadOptions: Sendable {
     public var strict: Bool = true
     /// How the checkpoint file is read.
     public var readOptions: ReadOptions = ReadOptions()
+    /// Load weights whose key names show another flavor than the architecture's (for example Cadene
+    /// SE-ResNet-50 weights into timm's `seresnet50`, which places its stride and stem pooling
+    /// differently). Off by default: such a load runs without error and computes something else.
+    public var allowFlavorMismatch: Bool = false
 
     /// Default options.
     public init() {}
@@ -43,8 +47,32 @@ public struct Model: Sendable {
     }
 
     static func load(_ base: Architecture, stateDict sd: StateDict, options: LoadOptions) throws(ModelError) -> Model {
+        // Recognise the checkpoint's flavor; refuse a different one unless overridden.
+        let detected = WeightFlavor.detect(sd)
+        var entries = sd.entries
+        var translated: [LoadReport.Rename] = []
+        if let detected, detected != base.flavor {
+            guard options.allowFlavorMismatch else {
+                var report = LoadReport(architecture: base.name, source: sd.provenance.file, numClasses: base.defaultNumClasses, numClassesInferred: false)
+                report.detectedFlavor = detected
+                throw ModelError(
+                    .flavorMismatch,
+                    "the checkpoint's keys show \(detected) weights (\(detected.traits)) but \(base.name) is \(base.flavor) (\(base.flavor.traits)); "
+                        + "load them into an architecture of their flavor, or set allowFlavorMismatch to load them anyway",
+                    report: report)
+            }
+            let rule = SENamingRule(from: detected, to: base.flavor)
+            entries = try entries.map { (e) throws(ModelError) in
+                if let r = try rule.rewrite(e.name, e.tensor, for: base) {
+                    translated.append(LoadReport.Rename(from: e.name, to: r.key))
+                    return (r.key, r.tensor)
+                }
+                return e
+            }
+        }
         // Remap keys (and layouts) into the architecture's names.
-        let remapped = try KeyRemapper.remap(sd.entries, for: base)
+        var remapped = try KeyRemapper.remap(entries, for: base)
+        remapped.renamed = translated + remapped.renamed
         var tensors: [String: TensorData] = [:]
         var order: [String] = []
         for (key, t) in remapped.entries {
@@ -70,6 +98,7 @@ public struct Model: Sendable {
         var report = LoadReport(
             architecture: architecture.name, source: sd.provenance.file, numClasses: numClasses, numClassesInferred: inferred)
         report.renamed = renamed
+        report.detectedFlavor = detected
         report.nestingPath = sd.provenance.nestingPath
         report.strippedPrefixes = sd.provenance.strippedPrefixes
         let specs = architecture.parameters

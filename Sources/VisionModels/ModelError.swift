@@ -9,6 +9,8 @@ public struct ModelError: Error, Sendable, CustomStringConvertible {
         case checkpoint
         /// The weights do not fit the architecture (see `report`).
         case incompatibleWeights
+        /// The checkpoint's names show another flavor of the architecture, which computes differently.
+        case flavorMismatch
         /// An input or intermediate shape does not fit the graph.
         case shape
         /// The architecture's configuration is not valid.
