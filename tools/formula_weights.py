@@ -31,13 +31,18 @@ Roles, by key suffix and shape (first match wins):
     *.weight, ndim 2 (linear)        s * f32(sqrt(3 / fan_in))    fan_in = shape[1]
     *.weight, ndim 1 (norm gamma)    u * width + low, by the norm module's last name segment:
                                          bn2, bn3 -> [0.25, 0.5)  (the residual branch's BNs after the
-                                                                    first: BasicBlock bn2, Bottleneck bn2+bn3)
+                                                                    first: BasicBlock bn2, Bottleneck bn2+bn3),
+                                                     or ARCH_RESIDUAL_GAMMA[arch] for the very deep
+                                                     CIFAR nets (resnet110, resnet1202)
                                          else     -> [0.75, 1.25) (stem bn1, block bn1, downsample.1,
                                                                     DenseNet norm*)
     *.bias                           s * 0.125
     anything else                    s * 0.125
 Linear weights use LINEAR_SALT = 1531 instead of 0x632BE5AB (the first salt for which all 14
-architectures' top-6 logits are separated by > 1e-3 * max|logit| at both golden inputs).
+torchvision architectures' top-6 logits are separated by > 1e-3 * max|logit| at both golden inputs),
+except for the architectures listed in ARCH_LINEAR_SALTS, which use their own salt there (the
+architecture's name is then an input of the formula: `values(key, shape, p, arch)`; it also selects
+ARCH_RESIDUAL_GAMMA).
 Input tensors (seed): k = mix(seed * 0x9E3779B9 + 0x7F4A7C15), e_i = s(mix(i ^ k)).
     Any shape but 4-D: value_i = e_i (uniform in [-1, 1)).
     NCHW ("image-like", so that global statistics differ between images):
@@ -59,6 +64,24 @@ TENSOR_SALT = 0x632BE5AB
 # separated by more than 1e-3 * max|logit|. It only changes the classifier, so the search reuses the
 # pre-logits of one forward pass per architecture and input.
 LINEAR_SALT = 1531
+# Per-architecture classifier salts, for architectures added later for which LINEAR_SALT does not
+# separate the top 6 (`tools/make_goldens.py --search-arch-salts`: the first salt from 0 that passes for
+# that architecture). Architectures not listed use LINEAR_SALT; every other role ignores the architecture.
+# Per-architecture (low, width) of the bn2/bn3 gamma, replacing (0.25, 0.25) for architectures whose
+# residual stream would otherwise grow without bound: with 200 BasicBlocks per stage (resnet1202) the
+# default range grows activations by ~1e9 per stage (max|logit| 1e28); resnet110 reaches max|tap| 175.
+# Powers of two, so the float32 constants are exact in both languages.
+ARCH_RESIDUAL_GAMMA: dict[str, tuple[float, float]] = {
+    "resnet110": (0.125, 0.125),
+    "resnet1202": (0.03125, 0.03125),
+}
+ARCH_LINEAR_SALTS: dict[str, int] = {
+    "seresnet18": 1,
+    "seresnet34": 1,
+    "seresnet101": 0,
+    "se_resnet50": 0,
+    "se_resnext101_32x4d": 2,
+}
 INPUT_SALT = 0x7F4A7C15
 GOLDEN = 0x9E3779B9
 
@@ -145,25 +168,34 @@ def role(key: str, shape) -> str:
     return "other"
 
 
-def gamma_range(key: str):
+def gamma_range(key: str, arch: str | None = None):
     parts = key.split(".")
     module = parts[-2] if len(parts) >= 2 else ""
+    if module in GAMMA_RANGES and arch in ARCH_RESIDUAL_GAMMA:
+        return ARCH_RESIDUAL_GAMMA[arch]
     return GAMMA_RANGES.get(module, DEFAULT_GAMMA)
 
 
-def values(key: str, shape, p: int) -> np.ndarray:
-    """All values of state_dict entry `key` (manifest index p) as a flat float32 array."""
+def linear_salt(arch: str | None = None) -> int:
+    """The salt of linear weights of architecture `arch` (None: LINEAR_SALT)."""
+    return ARCH_LINEAR_SALTS.get(arch, LINEAR_SALT) if arch is not None else LINEAR_SALT
+
+
+def values(key: str, shape, p: int, arch: str | None = None) -> np.ndarray:
+    """All values of state_dict entry `key` (manifest index p) of architecture `arch` as a flat float32
+    array. `arch` only matters for linear weights of the architectures in ARCH_LINEAR_SALTS and the
+    bn2/bn3 gamma of those in ARCH_RESIDUAL_GAMMA."""
     shape = tuple(int(d) for d in shape)
     count = int(np.prod(shape, dtype=np.int64)) if shape else 1
     r = role(key, shape)
     if r == "num_batches_tracked":
         return np.zeros(count, dtype=np.float32)
-    salt = LINEAR_SALT if r == "linear_weight" else TENSOR_SALT
+    salt = linear_salt(arch) if r == "linear_weight" else TENSOR_SALT
     m = _m24(tensor_key(p, salt), count)
     if r == "running_var":
         return _unit(m) + np.float32(0.5)
     if r == "norm_weight":
-        low, width = gamma_range(key)
+        low, width = gamma_range(key, arch)
         return _unit(m) * np.float32(width) + np.float32(low)
     if r == "conv_weight":
         fan_in = shape[1] * shape[2] * shape[3]
@@ -207,8 +239,9 @@ def input_values(shape, seed: int) -> np.ndarray:
     return v.reshape(-1).astype(np.float32, copy=False)
 
 
-def state_dict(manifest, torch_module=None):
-    """{key: torch tensor} for a manifest [(key, shape)], num_batches_tracked as int64 0."""
+def state_dict(manifest, torch_module=None, arch: str | None = None):
+    """{key: torch tensor} for a manifest [(key, shape)] of architecture `arch`, num_batches_tracked as
+    int64 0."""
     import torch
 
     out = {}
@@ -216,7 +249,7 @@ def state_dict(manifest, torch_module=None):
         if role(key, shape) == "num_batches_tracked":
             out[key] = torch.zeros(tuple(shape), dtype=torch.int64)
         else:
-            out[key] = torch.from_numpy(values(key, shape, p).reshape(tuple(shape)))
+            out[key] = torch.from_numpy(values(key, shape, p, arch).reshape(tuple(shape)))
     return out
 
 
@@ -226,12 +259,12 @@ def input_tensor(shape, seed: int):
     return torch.from_numpy(input_values(shape, seed).reshape(tuple(shape)))
 
 
-def sha256_of_all(manifest) -> str:
+def sha256_of_all(manifest, arch: str | None = None) -> str:
     """SHA-256 over every entry's float32 little-endian values, in manifest order (num_batches_tracked
     contributes its value 0 as one float32)."""
     h = hashlib.sha256()
     for p, (key, shape) in enumerate(manifest):
-        h.update(values(key, shape, p).astype("<f4").tobytes())
+        h.update(values(key, shape, p, arch).astype("<f4").tobytes())
     return h.hexdigest()
 
 

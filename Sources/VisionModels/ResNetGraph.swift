@@ -17,6 +17,7 @@ struct ResNetGraph: Sendable {
         let se: SqueezeExcite?
         let downsample: Conv2d?
         let zeroPad: (stride: Int, padChannels: Int)?
+        let reluBeforeSE: Bool
     }
 
     let stem: [Conv2d]
@@ -45,7 +46,7 @@ struct ResNetGraph: Sendable {
                     fc2: try store.conv(s.prefix + ".fc2", Conv2dConfig(inChannels: s.reduced, outChannels: s.channels, kernel: 1), foldingBatchNorm: nil, eps: eps))
             }
             let down = try b.downsample.map { (u) throws(ModelError) in try conv(u) }
-            blocks.append(Block(stage: b.stage, convs: convs, se: se, downsample: down, zeroPad: b.zeroPad))
+            blocks.append(Block(stage: b.stage, convs: convs, se: se, downsample: down, zeroPad: b.zeroPad, reluBeforeSE: b.reluBeforeSE))
         }
         self.blocks = blocks
         head = try store.linear(layout.headName, inFeatures: layout.headIn, outFeatures: layout.headOut)
@@ -63,7 +64,7 @@ struct ResNetGraph: Sendable {
             for (i, block) in blocks.enumerated() {
                 var h = x
                 for (j, conv) in block.convs.enumerated() {
-                    h = try conv(h, activation: j == block.convs.count - 1 ? .none : .relu)
+                    h = try conv(h, activation: j == block.convs.count - 1 && !block.reluBeforeSE ? .none : .relu)
                 }
                 if let se = block.se {
                     let squeezed = try Ops.adaptiveAvgPool2d(h, outputH: 1, outputW: 1)

@@ -28,6 +28,9 @@ struct ResNetLayout {
         let downsample: ConvUnit?
         /// CIFAR option A shortcut: subsample by `stride`, zero-pad `padChannels` channels on each side.
         let zeroPad: (stride: Int, padChannels: Int)?
+        /// ReLU after the last batch norm, before SE (timm's legacy `SEResNetBlock` does this; every
+        /// other block leaves the branch linear until after the addition).
+        let reluBeforeSE: Bool
     }
 
     /// A max pool after the stem.
@@ -108,7 +111,9 @@ extension ResNetConfig {
                         zeroPad = (stride, (out - inplanes) / 2)
                     }
                 }
-                blocks.append(ResNetLayout.BlockUnit(stage: s, index: i, convs: convs, se: se, downsample: downsample, zeroPad: zeroPad))
+                blocks.append(ResNetLayout.BlockUnit(
+                    stage: s, index: i, convs: convs, se: se, downsample: downsample, zeroPad: zeroPad,
+                    reluBeforeSE: se != nil && naming == .cadene && block == .basic))
                 inplanes = out
             }
         }

@@ -11,7 +11,8 @@
 ///
 /// ```
 /// mix(x)  = lowbias32: x ^= x>>16; x &*= 0x7FEB352D; x ^= x>>15; x &*= 0x846CA68B; x ^= x>>16
-/// k_p     = mix(p &* 0x9E3779B9 &+ salt)     salt = tensorSalt, or linearSalt for linear weights
+/// k_p     = mix(p &* 0x9E3779B9 &+ salt)     salt = tensorSalt, or linearSalt(for: architecture) for
+///                                            linear weights
 /// m_i     = mix(UInt32(i) ^ k_p) >> 8        24 bits
 /// u_i     = Float(m_i) * 2^-24               in [0, 1)
 /// s_i     = Float(m_i) * 2^-23 - 1           in [-1, 1)
@@ -20,14 +21,26 @@
 /// `num_batches_tracked` 0; `running_mean` 0.125·s; `running_var` u + 0.5;
 /// 4-D `weight` s·Float(sqrt(6/fan_in)) with fan_in = shape[1]·shape[2]·shape[3];
 /// 2-D `weight` s·Float(sqrt(3/shape[1])); 1-D `weight` u·width + low with [low, low+width) =
-/// [0.25, 0.5) if the module's last name segment is `bn2` or `bn3`, else [0.75, 1.25);
-/// `bias` and anything else 0.125·s.
+/// [0.25, 0.5) if the module's last name segment is `bn2` or `bn3` (or the architecture's entry in
+/// ``architectureResidualGamma``), else [0.75, 1.25); `bias` and anything else 0.125·s.
+/// The architecture's name matters only through ``architectureLinearSalts`` and
+/// ``architectureResidualGamma``; `nil` (the three-argument `values`) means neither applies.
 enum FormulaWeights {
     /// Salt of every tensor key except linear weights.
     static let tensorSalt: UInt32 = 0x632B_E5AB
     /// Salt of linear (classifier) weights, found by `tools/make_goldens.py --search-linear-salt` so that
     /// every architecture's top-6 logits are separated by more than 1e-3·max|logit| at both golden inputs.
     static let linearSalt: UInt32 = 1531
+    /// Salts of linear weights for the architectures where `linearSalt` does not separate the top 6
+    /// (added with the SE and CIFAR networks; `tools/make_goldens.py --search-arch-salts`: the first salt
+    /// from 0 that passes). The twin of `ARCH_LINEAR_SALTS` in `tools/formula_weights.py`.
+    static let architectureLinearSalts: [String: UInt32] = [
+        "seresnet18": 1,
+        "seresnet34": 1,
+        "seresnet101": 0,
+        "se_resnet50": 0,
+        "se_resnext101_32x4d": 2,
+    ]
     /// Salt of input keys.
     static let inputSalt: UInt32 = 0x7F4A_7C15
     /// Image-like inputs: salt of the per-cell hash (derived from the input key).
@@ -65,14 +78,28 @@ enum FormulaWeights {
         }
     }
 
-    /// `(low, width)` of a norm weight: gamma is uniform in [low, low + width).
-    static func gammaRange(key: String) -> (low: Float, width: Float) {
+    /// `(low, width)` of the `bn2`/`bn3` gamma for architectures whose residual stream would otherwise
+    /// grow without bound (resnet1202: ~1e9 per stage with the default [0.25, 0.5)). Powers of two.
+    /// The twin of `ARCH_RESIDUAL_GAMMA` in `tools/formula_weights.py`.
+    static let architectureResidualGamma: [String: (low: Float, width: Float)] = [
+        "resnet110": (0.125, 0.125),
+        "resnet1202": (0.03125, 0.03125),
+    ]
+
+    /// `(low, width)` of a norm weight of `architecture`: gamma is uniform in [low, low + width).
+    static func gammaRange(key: String, architecture: String? = nil) -> (low: Float, width: Float) {
         let parts = key.split(separator: ".", omittingEmptySubsequences: false)
         let module = parts.count >= 2 ? String(parts[parts.count - 2]) : ""
         switch module {
-        case "bn2", "bn3": return (0.25, 0.25)
+        case "bn2", "bn3": return architecture.flatMap { architectureResidualGamma[$0] } ?? (0.25, 0.25)
         default: return (0.75, 0.5)
         }
+    }
+
+    /// The salt of linear weights of `architecture`: its entry in ``architectureLinearSalts``, else
+    /// ``linearSalt`` (also for `nil`).
+    static func linearSalt(for architecture: String?) -> UInt32 {
+        architecture.flatMap { architectureLinearSalts[$0] } ?? linearSalt
     }
 
     /// lowbias32 (Chris Wellons), wrap-around `UInt32` arithmetic.
@@ -111,19 +138,30 @@ enum FormulaWeights {
     /// Number of elements of `shape` (1 for a 0-d tensor).
     static func count(_ shape: [Int]) -> Int { shape.reduce(1, *) }
 
-    /// Every value of the state-dict entry `key` (shape `shape`, manifest index `p`), row-major.
+    /// Every value of the state-dict entry `key` (shape `shape`, manifest index `p`), row-major, with
+    /// the default classifier salt ``linearSalt`` (right for the 14 torchvision architectures and every
+    /// architecture without an entry in ``architectureLinearSalts``).
     /// `num_batches_tracked` (an int64 0 in torch) is returned as `0`.
     static func values(key: String, shape: [Int], index p: Int) -> [Float] {
+        values(key: key, shape: shape, index: p, architecture: nil)
+    }
+
+    /// Every value of the state-dict entry `key` (shape `shape`, manifest index `p`) of the architecture
+    /// named `architecture` (the manifest's name, e.g. `"seresnet50"`), row-major. The name only changes
+    /// linear weights, through ``linearSalt(for:)``, and the `bn2`/`bn3` gamma of the architectures in
+    /// ``architectureResidualGamma``; `nil` means neither (the torchvision formula).
+    static func values(key: String, shape: [Int], index p: Int, architecture: String?) -> [Float] {
         let n = count(shape)
         return [Float](unsafeUninitializedCapacity: n) { buffer, initialized in
-            fill(buffer, key: key, shape: shape, index: p)
+            fill(buffer, key: key, shape: shape, index: p, architecture: architecture)
             initialized = n
         }
     }
 
-    /// Writes the values of `values(key:shape:index:)` into `out` (which must hold exactly
+    /// Writes the values of `values(key:shape:index:architecture:)` into `out` (which must hold exactly
     /// `count(shape)` elements).
-    static func fill(_ out: UnsafeMutableBufferPointer<Float>, key: String, shape: [Int], index p: Int) {
+    static func fill(_ out: UnsafeMutableBufferPointer<Float>, key: String, shape: [Int], index p: Int,
+                     architecture: String? = nil) {
         precondition(out.count == count(shape), "buffer size \(out.count) != element count of \(shape)")
         precondition(out.count <= Int(UInt32.max), "tensor too large for 32-bit element indices")
         let role = role(key: key, shape: shape)
@@ -131,7 +169,7 @@ enum FormulaWeights {
             for i in out.indices { out[i] = 0 }
             return
         }
-        let k = tensorKey(index: p, salt: role == .linearWeight ? linearSalt : tensorSalt)
+        let k = tensorKey(index: p, salt: role == .linearWeight ? linearSalt(for: architecture) : tensorSalt)
         guard let base = out.baseAddress else { return }
         let n = out.count
         switch role {
@@ -139,7 +177,7 @@ enum FormulaWeights {
             let half: Float = 0.5
             for i in 0..<n { base[i] = unit(mix(UInt32(truncatingIfNeeded: i) ^ k)) + half }
         case .normWeight:
-            let (low, width) = gammaRange(key: key)
+            let (low, width) = gammaRange(key: key, architecture: architecture)
             for i in 0..<n { base[i] = unit(mix(UInt32(truncatingIfNeeded: i) ^ k)) * width + low }
         case .convWeight:
             let scale = sqrtRatio(6, shape[1] * shape[2] * shape[3])

@@ -12,11 +12,13 @@ struct FormulaWeightsTests {
         var key: String
         var shape: [Int]
         var index: Int
+        /// The architecture the values are for (absent: none, i.e. the default classifier salt).
+        var architecture: String?
         var role: String
         var count: Int
         var first8_bits: [UInt32]
         var sum_bits: String
-        var testDescription: String { "\(key) \(shape) p=\(index)" }
+        var testDescription: String { "\(architecture.map { $0 + " " } ?? "")\(key) \(shape) p=\(index)" }
     }
 
     struct InputSample: Decodable, Sendable, CustomTestStringConvertible {
@@ -33,6 +35,10 @@ struct FormulaWeightsTests {
             var tensor_salt: UInt32
             var linear_salt: UInt32
             var input_salt: UInt32
+            /// Per-architecture classifier salts (absent in files written before the SE/CIFAR networks).
+            var arch_linear_salts: [String: UInt32]?
+            /// Per-architecture `[low, width]` of the bn2/bn3 gamma.
+            var arch_residual_gamma: [String: [Float]]?
         }
         var constants: Constants
         var tensors: [TensorSample]
@@ -69,12 +75,15 @@ struct FormulaWeightsTests {
         #expect(s.constants.tensor_salt == FormulaWeights.tensorSalt)
         #expect(s.constants.linear_salt == FormulaWeights.linearSalt)
         #expect(s.constants.input_salt == FormulaWeights.inputSalt)
+        #expect((s.constants.arch_linear_salts ?? [:]) == FormulaWeights.architectureLinearSalts)
+        #expect((s.constants.arch_residual_gamma ?? [:]) == FormulaWeights.architectureResidualGamma.mapValues { [$0.low, $0.width] })
         #expect(s.tensors.count >= 10 && s.inputs.count >= 4)
     }
 
     @Test("tensor values are bit-identical to Python", arguments: samples?.tensors ?? [])
     func tensor(_ sample: TensorSample) {
-        let v = FormulaWeights.values(key: sample.key, shape: sample.shape, index: sample.index)
+        let v = FormulaWeights.values(key: sample.key, shape: sample.shape, index: sample.index,
+                                      architecture: sample.architecture)
         #expect(FormulaWeights.role(key: sample.key, shape: sample.shape).rawValue == sample.role)
         #expect(v.count == sample.count)
         #expect(v.prefix(8).map(\.bitPattern) == sample.first8_bits)
@@ -92,8 +101,9 @@ struct FormulaWeightsTests {
 
     /// The whole state of an architecture: SHA-256 of every manifest entry's values as float32
     /// little-endian, in manifest order (num_batches_tracked as one float32 0). Other architectures
-    /// are listed in the JSON too; set FORMULA_WEIGHTS_ALL=1 to check all 14 (about 660 M values).
-    @Test("SHA-256 of all values equals Python's", arguments: ["resnet18", "densenet121"])
+    /// are listed in the JSON too; set FORMULA_WEIGHTS_ALL=1 to check all of them (about 1.3 G values).
+    /// seresnet18 (a per-architecture classifier salt) and resnet20 (CIFAR) are small enough to run always.
+    @Test("SHA-256 of all values equals Python's", arguments: ["resnet18", "densenet121", "seresnet18", "resnet20"])
     func wholeState(_ arch: String) throws {
         try Self.checkWholeState(arch)
     }
@@ -111,7 +121,7 @@ struct FormulaWeightsTests {
         let expected = try #require(s.sha256_all[arch], "no sha256_all entry for \(arch)")
         var hasher = SHA256()
         for (p, entry) in try manifest(arch).enumerated() {
-            let v = FormulaWeights.values(key: entry.key, shape: entry.shape, index: p)
+            let v = FormulaWeights.values(key: entry.key, shape: entry.shape, index: p, architecture: arch)
             v.withUnsafeBytes { hasher.update($0) }
         }
         #expect(SHA256.hex(hasher.finalize()) == expected, "\(arch)")

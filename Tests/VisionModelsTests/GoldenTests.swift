@@ -22,11 +22,25 @@ struct SmallGoldenTests {
                     growthRate: c["growth_rate"] as? Int ?? 0, blockConfig: c["block_config"] as? [Int] ?? [],
                     numInitFeatures: c["num_init_features"] as? Int ?? 0, bnSize: c["bn_size"] as? Int ?? 4, numClasses: classes)))
             } else {
-                out[name] = Architecture(name: name, family: .resnet(ResNetConfig(
-                    block: (c["block"] as? String ?? "").lowercased().hasPrefix("basic") ? .basic : .bottleneck,
-                    layers: c["layers"] as? [Int] ?? [], groups: c["groups"] as? Int ?? 1,
+                let block: ResNetConfig.Block
+                switch (c["block"] as? String ?? "").lowercased() {
+                case let b where b.hasPrefix("basic"): block = .basic
+                case "senet_bottleneck": block = .senetBottleneck
+                default: block = .bottleneck
+                }
+                var config = ResNetConfig(
+                    block: block, layers: c["layers"] as? [Int] ?? [], groups: c["groups"] as? Int ?? 1,
                     widthPerGroup: c["width_per_group"] as? Int ?? 64, stemWidth: c["stem_width"] as? Int ?? 64,
-                    stageWidths: c["stage_widths"] as? [Int] ?? [], numClasses: classes)))
+                    stageWidths: c["stage_widths"] as? [Int] ?? [], numClasses: classes)
+                let variant = c["variant"] as? String ?? "torchvision"
+                config.naming = variant == "cadene_se" ? .cadene : .torchvision
+                config.stem = ResNetConfig.Stem(rawValue: c["stem"] as? String ?? "torchvision") ?? .torchvision
+                config.stridePlacement = (c["stride_on_first_1x1"] as? Bool ?? false) ? .firstConv1x1 : .conv3x3
+                if let r = c["se_reduction"] as? Int { config.squeezeExcitation = .init(reduction: r, divisor: c["se_divisor"] as? Int) }
+                config.downsampleKernel = c["downsample_kernel"] as? Int ?? 1
+                config.headName = c["head"] as? String ?? "fc"
+                config.shortcut = variant == "cifar_a" ? .zeroPad : .projection
+                out[name] = Architecture(name: name, family: .resnet(config))
             }
         }
         return out
@@ -117,19 +131,28 @@ struct FullGoldenTests {
     static func formulaModel(_ arch: Architecture) throws -> Model {
         var entries: [(name: String, tensor: TensorData)] = []
         for (p, spec) in arch.parameters.enumerated() {
-            let values = FormulaWeights.values(key: spec.name, shape: spec.shape, index: p)
+            let values = FormulaWeights.values(key: spec.name, shape: spec.shape, index: p, architecture: arch.name)
             entries.append((spec.name, try TensorData(float32: values, shape: spec.shape)))
         }
         return try Model.load(arch, pretrained: .stateDict(StateDict(tensors: entries, name: "formula:\(arch.name)")))
     }
 
-    @Test("every tap within 1e-4 of torchvision, identical top-5", arguments: Architecture.torchvision.map(\.name))
+    @Test("every tap within 1e-4 of torchvision, identical top-5", arguments: Architecture.all.map(\.name))
     func full(_ name: String) throws {
         let arch = try #require(Architecture(named: name))
         let model = try Self.formulaModel(arch)
         #expect(model.report.isCompatible)
-        for size in ["224x224", "193x257"] {
-            let file = Golden.path("golden/full/\(name)_\(size).pth")
+        // The reference inputs: 2x3x224x224 and 1x3x193x257 (CIFAR nets: 4x3x32x32 and 1x3x40x36).
+        let dir = Golden.path("golden/full")
+        let sizes = try FileManager.default.contentsOfDirectory(atPath: dir).compactMap { file -> String? in
+            guard file.hasPrefix(name + "_"), file.hasSuffix(".pth") else { return nil }
+            let size = file.dropFirst(name.count + 1).dropLast(4)
+            let parts = size.split(separator: "x")
+            return parts.count == 2 && parts.allSatisfy({ $0.allSatisfy(\.isNumber) }) ? String(size) : nil
+        }.sorted()
+        #expect(sizes.count == 2, "\(name): reference inputs \(sizes)")
+        for size in sizes {
+            let file = dir + "/\(name)_\(size).pth"
             let ref = try CheckpointReader.read(file)
             let shape = try ref["input.shape"]!.floats().map { Int($0) }
             let seed = UInt32(try ref["input.seed"]!.floats()[0])

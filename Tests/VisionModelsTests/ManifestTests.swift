@@ -6,7 +6,7 @@ import Testing
 /// (`tools/make_manifests.py`): every key, in order, with its shape, and the parameter count.
 @Suite("Manifests")
 struct ManifestTests {
-    @Test("parameter keys, order and shapes equal torchvision's", arguments: Architecture.torchvision.map(\.name))
+    @Test("parameter keys, order and shapes equal torchvision's", arguments: Architecture.all.map(\.name))
     func manifest(_ name: String) throws {
         let arch = try #require(Architecture(named: name))
         let (reference, params) = try Golden.manifest(name)
