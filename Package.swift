@@ -8,7 +8,9 @@ let package = Package(
         .library(name: "Checkpoint", targets: ["Checkpoint"]),
         .library(name: "NeuralNet", targets: ["NeuralNet"]),
         .library(name: "VisionModels", targets: ["VisionModels"]),
+        .library(name: "VisionData", targets: ["VisionData"]),
         .executable(name: "convert-weights", targets: ["convert-weights"]),
+        .executable(name: "classify", targets: ["classify"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
@@ -26,17 +28,46 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
         ),
-        .target(name: "Checkpoint", dependencies: ["CZlib"]),
+        .systemLibrary(
+            name: "CHDF5",
+            path: "Sources/CHDF5",
+            pkgConfig: "hdf5",
+            providers: [.apt(["libhdf5-dev"]), .brew(["hdf5"])]
+        ),
+        .target(name: "Checkpoint", dependencies: ["CZlib", "CHDF5"]),
         .target(
             name: "NeuralNet",
             dependencies: [.target(name: "CBLAS", condition: .when(platforms: [.linux]))],
             linkerSettings: [.linkedFramework("Accelerate", .when(platforms: [.macOS, .iOS]))]
         ),
-        .target(name: "VisionModels", dependencies: ["Checkpoint", "NeuralNet"]),
+        .systemLibrary(
+            name: "CJPEG",
+            path: "Sources/CImage/CJPEG",
+            pkgConfig: "libjpeg",
+            providers: [.apt(["libjpeg62-turbo-dev"]), .brew(["jpeg-turbo"])]
+        ),
+        .systemLibrary(
+            name: "CPNG",
+            path: "Sources/CImage/CPNG",
+            pkgConfig: "libpng",
+            providers: [.apt(["libpng-dev"]), .brew(["libpng"])]
+        ),
+        .target(name: "CImage", dependencies: ["CJPEG", "CPNG"], path: "Sources/CImage/CImage"),
+        .target(name: "VisionData", dependencies: ["NeuralNet", "Checkpoint", "CImage"]),
+        .target(name: "VisionModels", dependencies: ["Checkpoint", "NeuralNet", "VisionData"]),
+        .executableTarget(
+            name: "classify",
+            dependencies: [
+                "VisionModels", "VisionData", "Checkpoint", "NeuralNet",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         .executableTarget(
             name: "convert-weights",
             dependencies: [
                 "Checkpoint",
+                "VisionModels",
+                "NeuralNet",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -46,5 +77,7 @@ let package = Package(
         ),
         .testTarget(name: "NeuralNetTests", dependencies: ["NeuralNet", "Checkpoint"]),
         .testTarget(name: "VisionModelsTests", dependencies: ["VisionModels", "Checkpoint", "NeuralNet"]),
+        .testTarget(name: "VisionDataTests", dependencies: ["VisionData", "Checkpoint", "NeuralNet"]),
+        .testTarget(name: "ClassifyTests", dependencies: ["classify", "VisionModels", "VisionData", "Checkpoint"]),
     ]
 )

@@ -68,11 +68,11 @@ public enum CheckpointReader {
         case .zip: return try TorchZipReader.read(data, options: options)
         case .torchLegacyStream: return try LegacyStreamReader.read(data, options: options)
         case .tar: return try LegacyTarReader.read(data, options: options)
-        case .hdf5, .safetensors:
-            throw CheckpointError(.unsupported, "\(format.description) is recognised but not read by this version")
+        case .hdf5: return try HDF5Reader.read(data, options: options)
+        case .safetensors: return try SafetensorsReader.read(data, options: options)
         case .barePickle, .html, .unknown:
             if data.count == 0 { throw CheckpointError(.unknownFormat, "the file is empty", offset: 0) }
-            throw CheckpointError(.unknownFormat, "\(format.description): expected a PyTorch zip, legacy stream or legacy tar", offset: 0)
+            throw CheckpointError(.unknownFormat, "\(format.description): expected a PyTorch zip, legacy stream or legacy tar, HDF5 or safetensors", offset: 0)
         }
     }
 }

@@ -47,7 +47,9 @@ enum PickleAllowList {
             switch name {
             case "set": return .builtinSet
             case "frozenset": return .builtinFrozenSet
-            case "bytearray": return .builtinByteArray
+            // `bytes()` / `bytearray()` of nothing, of bytes or of a latin-1 string (Python 3 writes
+            // empty bytes as `bytes()` at protocol 2): the same inert construction.
+            case "bytearray", "bytes": return .builtinByteArray
             case "complex": return .builtinComplex
             default: return nil
             }
@@ -56,9 +58,20 @@ enum PickleAllowList {
         case "argparse":
             return name == "Namespace" ? .namespace : nil
         case "numpy.core.multiarray", "numpy._core.multiarray":
-            return name == "scalar" ? .numpyScalar : nil
+            switch name {
+            case "scalar": return .numpyScalar
+            // `_reconstruct(ndarray, (0,), b'b')` makes an empty array of a class without running
+            // code, like `copyreg._reconstructor`; the array's contents arrive by BUILD as inert bytes.
+            case "_reconstruct": return .copyregReconstructor
+            default: return nil
+            }
         case "numpy":
-            return name == "dtype" ? .numpyDtype : nil
+            switch name {
+            case "dtype": return .numpyDtype
+            // Only ever instantiated without arguments (by `_reconstruct`), never called.
+            case "ndarray": return .opaqueClass
+            default: return nil
+            }
         case "torch.jit._pickle":
             switch name {
             case "build_intlist", "build_doublelist", "build_boollist", "build_tensorlist": return .jitList

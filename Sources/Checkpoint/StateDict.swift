@@ -10,6 +10,15 @@ public enum CheckpointFormat: String, Sendable, Equatable, Codable {
     case torchZipWrappedLegacy = "pytorch-zip-wrapped-legacy"
     /// A TorchScript archive (`torch.jit.save`): tensors extracted from its module pickle.
     case torchScript = "torchscript"
+    /// An HDF5 file holding one dataset per tensor (h5py `create_dataset(key, data=...)`).
+    case hdf5 = "hdf5"
+    /// A Keras 1/2 (or Keras 3 legacy-writer) `.h5`: `layer_names` / `weight_names` attributes,
+    /// weights-only or a full model's `model_weights` group. Tensors keep Keras layouts (HWIO kernels).
+    case kerasH5 = "keras-h5"
+    /// A Keras 3 `.weights.h5`: `layers/<name>/vars/<i>`. Tensors keep Keras layouts.
+    case keras3 = "keras3-weights-h5"
+    /// A safetensors file (JSON header, then the tensors' bytes).
+    case safetensors = "safetensors"
 }
 
 /// Where a state dict came from and how it was found inside the file.

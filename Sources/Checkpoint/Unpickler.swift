@@ -520,6 +520,12 @@ struct Unpickler {
             return try numpyScalar(args)
         case .copyregReconstructor:
             try need(1)
+            if g.name == "_reconstruct" {
+                // numpy's array reconstructor: only for numpy.ndarray itself.
+                guard case .global(let cls) = args[0], cls.qualifiedName == "numpy.ndarray" else {
+                    throw error(.disallowedGlobal, "\(g.qualifiedName) of a \(args[0].typeName), not numpy.ndarray; not allowed")
+                }
+            }
             return try newObject(args[0], [])
         case .jitList:
             // torch.jit._pickle.build_intlist([...]) and friends: the list itself.
@@ -567,6 +573,9 @@ struct Unpickler {
                 guard let name = k.stringValue else { throw error(.malformed, "BUILD attribute name is a \(k.typeName)") }
                 d.attributes.append((name, v))
             }
+        case .object(let o) where o.type == "numpy.ndarray":
+            guard o.state == nil else { throw error(.malformed, "BUILD on a numpy array that already has its data") }
+            o.state = try numpyArray(state)
         case .object(let o):
             if case .dict(let new) = state, case .dict(let old)? = o.state {
                 for (k, v) in zip(new.keys, new.values) { old.set(k, v) }
@@ -584,6 +593,74 @@ struct Unpickler {
         default:
             throw error(.malformed, "BUILD on a \(target.typeName)")
         }
+    }
+
+    /// The state `ndarray.__setstate__` takes — `([version,] shape, dtype, is_fortran, raw bytes)` —
+    /// as an inert tensor over a copy of the bytes. Only fixed-size numeric and bool dtypes are
+    /// accepted (object, string and structured arrays are refused), and the bytes must be exactly
+    /// `product(shape) * itemsize`.
+    private func numpyArray(_ state: PickleNode) throws(CheckpointError) -> PickleNode {
+        guard case .tuple(var parts) = state, parts.count == 4 || parts.count == 5 else {
+            throw error(.malformed, "numpy array state is a \(state.typeName), expected (version, shape, dtype, is_fortran, data)")
+        }
+        if parts.count == 5 { parts.removeFirst() }
+        let shape = try ints(parts[0], "numpy array shape")
+        var count = 1
+        for d in shape {
+            guard d >= 0 else { throw error(.malformed, "numpy array shape \(shape) has a negative dimension") }
+            let (p, overflow) = count.multipliedReportingOverflow(by: d)
+            guard !overflow else { throw error(.limitExceeded, "numpy array shape \(shape) has too many elements") }
+            count = p
+        }
+        guard case .object(let dt) = parts[1], dt.type == "numpy.dtype", let code = dt.args.first?.stringValue else {
+            throw error(.malformed, "numpy array dtype is a \(parts[1].typeName), not a numpy.dtype")
+        }
+        // dtype state: (version, byte order, subarray, names, fields, elsize, alignment, flags).
+        var byteOrder = ByteOrder.little
+        if case .tuple(let st)? = dt.state {
+            if st.count > 1, st[1].stringValue == ">" { byteOrder = .big }
+            if st.count > 3 {
+                guard case .none = st[3] else {
+                    throw error(.unsupported, "numpy structured arrays (dtype with fields) are not supported")
+                }
+            }
+        }
+        let dtype: DType
+        switch code.hasPrefix("<") || code.hasPrefix(">") || code.hasPrefix("|") || code.hasPrefix("=") ? String(code.dropFirst()) : code {
+        case "b1": dtype = .bool
+        case "i1": dtype = .int8
+        case "u1": dtype = .uint8
+        case "i2": dtype = .int16
+        case "u2": dtype = .uint16
+        case "i4": dtype = .int32
+        case "u4": dtype = .uint32
+        case "i8": dtype = .int64
+        case "u8": dtype = .uint64
+        case "f2": dtype = .float16
+        case "f4": dtype = .float32
+        case "f8": dtype = .float64
+        case "c8": dtype = .complex64
+        case "c16": dtype = .complex128
+        default: throw error(.unsupported, "numpy arrays of dtype '\(code)' are not supported (object, string and void arrays are refused)")
+        }
+        let fortran = parts[2].intValue.map { $0 != 0 } ?? false
+        guard case .bytes(let raw) = parts[3] else {
+            throw error(.unsupported, "numpy array data is a \(parts[3].typeName), expected bytes (object arrays are refused)")
+        }
+        let (expected, overflow) = count.multipliedReportingOverflow(by: dtype.byteSize)
+        guard !overflow, raw.count == expected else {
+            throw error(.malformed, "numpy array of shape \(shape) and dtype '\(code)' needs \(overflow ? "too many" : String(expected)) bytes, its data has \(raw.count)")
+        }
+        var strides = [Int](repeating: 1, count: shape.count)
+        if fortran {
+            for i in shape.indices.dropFirst() { strides[i] = strides[i - 1] * max(shape[i - 1], 1) }
+        } else {
+            for i in shape.indices.reversed().dropFirst() { strides[i] = strides[i + 1] * max(shape[i + 1], 1) }
+        }
+        let key = "numpy@\(opOffset)"
+        let storage = StorageRef(key: key, dtype: dtype, elementCount: count, location: "cpu")
+        storage.data = try StorageData(key: key, dtype: dtype, elementCount: count, byteOrder: byteOrder, bytes: raw.withUnsafeBytes { ByteBuffer(copying: $0) }.all)
+        return .tensor(TensorView(storage: storage, dtype: dtype, offset: 0, shape: shape, strides: strides, pickleOffset: opOffset))
     }
 
     /// `numpy.core.multiarray.scalar(dtype, bytes)` → the number, decoded without numpy.
@@ -618,5 +695,30 @@ struct Unpickler {
         default: break
         }
         return .object(PickleObject(type: "numpy.\(code)", args: args))
+    }
+}
+
+extension CheckpointReader {
+    /// Reads a plain Python pickle (a `pickle.dump` of data, such as CIFAR-10's python batches) as
+    /// inert values, with the same allow-list and caps as checkpoint pickles. numpy arrays become
+    /// `.object(type: "numpy.ndarray", args: [], state: .tensor(...))`; nothing is executed.
+    public static func readPickle(_ path: String, options: ReadOptions = ReadOptions()) throws(CheckpointError) -> PickleValue {
+        do throws(CheckpointError) {
+            let buffer = try ByteBuffer(mapping: path)
+            return try readPickle(buffer.all, name: path, options: options)
+        } catch {
+            throw error.inFile(path)
+        }
+    }
+
+    /// Reads a plain Python pickle held in memory; `name` is used in error messages.
+    public static func readPickle(_ data: ByteSlice, name: String, options: ReadOptions = ReadOptions()) throws(CheckpointError) -> PickleValue {
+        do throws(CheckpointError) {
+            guard data.count > 0 else { throw CheckpointError(.truncated, "the file is empty", offset: 0) }
+            let (node, end) = try TorchPickle.run(data, options: options)
+            return try TorchPickle.freeze(node, pickleLength: end, options: options)
+        } catch {
+            throw error.inFile(name)
+        }
     }
 }

@@ -22,7 +22,7 @@ struct LegacyDenseNetRule: RemapRule {
 /// Rewrites checkpoint keys into the names an architecture uses.
 enum KeyRemapper {
     /// The rules, in the order they apply.
-    static let rules: [any RemapRule] = [LegacyDenseNetRule()]
+    static let rules: [any RemapRule] = [LegacyDenseNetRule(), KerasRemapRule()]
 
     /// Applies every rule to every entry; returns the entries in file order and what was renamed.
     static func remap(_ entries: [(name: String, tensor: TensorData)], for architecture: Architecture) throws(ModelError)

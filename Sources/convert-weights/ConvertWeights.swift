@@ -12,6 +12,6 @@ struct ConvertWeights: ParsableCommand {
             Reads PyTorch checkpoints (.pth/.pt/.th) of every historical layout without Python and \
             without running any code stored in them.
             """,
-        subcommands: [Inspect.self]
+        subcommands: [Inspect.self, Convert.self, Verify.self]
     )
 }
