@@ -31,6 +31,7 @@ one config or a map of name -> config.
 from __future__ import annotations
 
 import argparse
+import re
 import hashlib
 import json
 import os
@@ -74,6 +75,12 @@ BUILTIN = {
 TORCHVISION_EXTRA = ["resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d", "wide_resnet50_2", "wide_resnet101_2"]
 
 
+def cifar_depth(name: str) -> int | None:
+    """The depth of a CIFAR ResNet name (resnet8, resnet20, ..., cifar_resnet20_b), if it is one."""
+    depth = int(re.sub(r"\D", "", name))
+    return depth if depth >= 8 and (depth - 2) % 6 == 0 and name not in BUILTIN else None
+
+
 def full_config(name: str, config_file: str | None) -> dict:
     """The configuration of `name`: from --arch-config, else built in (torchvision defaults filled in)."""
     if config_file:
@@ -83,6 +90,8 @@ def full_config(name: str, config_file: str | None) -> dict:
         c = BUILTIN[name]
     elif name in TORCHVISION_EXTRA:
         return dict(family="torchvision-builtin", name=name, num_classes=1000)
+    elif re.fullmatch(r"resnet\d+|cifar_resnet\d+_b", name) and cifar_depth(name) is not None:
+        return dict(family="cifar", depth=cifar_depth(name), option="B" if name.endswith("_b") else "A", num_classes=10, flavor="torchvision")
     else:
         sys.exit(f"unknown architecture {name!r}; give --arch-config")
     c = dict(c)
@@ -114,6 +123,8 @@ def tap_names(c: dict) -> list[str]:
             if i < n:
                 names.append(f"transition{i}")
         return names + ["prelogits", "logits"]
+    if c["family"] == "cifar":
+        return ["stem", "layer1", "layer2", "layer3", "prelogits", "logits"]
     return ["stem"] + [f"layer{i}" for i in range(1, len(c["layers"]) + 1)] + ["prelogits", "logits"]
 
 
@@ -161,6 +172,11 @@ def kerasify_resnet(model: nn.Module, eps: float) -> nn.Module:
 
 
 def torch_model(c: dict) -> nn.Module:
+    if c["family"] == "cifar":
+        sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+        from cifar_resnet import CifarResNet, depth_to_n
+
+        return CifarResNet(depth_to_n(c["depth"]), c["option"], num_classes=c["num_classes"])
     if c["family"] == "torchvision-builtin":
         return getattr(torchvision.models, c["name"])()
     if c["family"] == "resnet":
@@ -192,7 +208,12 @@ def torch_taps(model: nn.Module, c: dict, x: torch.Tensor) -> dict[str, torch.Te
             out[name] = i[0].detach().clone()
         return hook
 
-    if c["family"] == "densenet":
+    if c["family"] == "cifar":
+        hooks.append(model.bn1.register_forward_hook(lambda _m, _i, o: out.__setitem__("stem", torch.relu(o).detach().clone())))
+        for i in range(1, model.num_stages + 1):
+            hooks.append(getattr(model, f"layer{i}").register_forward_hook(keep(f"layer{i}")))
+        hooks.append(model.head.register_forward_pre_hook(keep_input("prelogits")))
+    elif c["family"] == "densenet":
         f = model.features
         hooks.append(f.pool0.register_forward_hook(keep("stem")))
         n = len(c["block_config"])

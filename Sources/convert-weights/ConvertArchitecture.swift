@@ -15,6 +15,12 @@ enum ConvertArchitecture {
     static func resolve(_ name: String, configFile: String?) throws(Failure) -> Architecture {
         if let configFile { return try fromConfig(name, file: configFile) }
         if let a = Architecture.named(name) { return a }
+        // CIFAR ResNets of any 6n+2 depth: resnet8, resnet20, ..., cifar_resnet20_b.
+        if name.hasPrefix("resnet") || (name.hasPrefix("cifar_resnet") && name.hasSuffix("_b")),
+            let depth = Int(name.filter(\.isNumber)), let a = Architecture.cifarResNet(depth: depth, optionB: name.hasSuffix("_b"))
+        {
+            return a
+        }
         let known = (Architecture.all + Architecture.kerasApplications).map(\.name).joined(separator: ", ")
         throw Failure(description: "unknown architecture '\(name)'; known: \(known) (or describe one with --arch-config)")
     }
