@@ -35,9 +35,10 @@ let package = Package(
             providers: [.apt(["libhdf5-dev"]), .brew(["hdf5"])]
         ),
         .target(name: "Checkpoint", dependencies: ["CZlib", "CHDF5"]),
+        .target(name: "CKernels"),
         .target(
             name: "NeuralNet",
-            dependencies: [.target(name: "CBLAS", condition: .when(platforms: [.linux]))],
+            dependencies: [.target(name: "CBLAS", condition: .when(platforms: [.linux])), "CKernels"],
             linkerSettings: [.linkedFramework("Accelerate", .when(platforms: [.macOS, .iOS]))]
         ),
         .systemLibrary(

@@ -1,3 +1,5 @@
+import CKernels
+
 extension Conv2d {
     /// This convolution followed by `bn`, as one convolution (exact up to float rounding).
     ///
@@ -12,16 +14,14 @@ extension Conv2d {
         }
         let (scale, shift) = bn.doubleScaleShift
         let perChannel = weight.count / out
-        var folded = [Float](repeating: 0, count: weight.count)
         var foldedBias = [Float](repeating: 0, count: out)
-        weight.withUnsafeBufferPointer { w in
-            folded.withUnsafeMutableBufferPointer { f in
-                for o in 0..<out {
-                    let s = scale[o]
-                    let base = o * perChannel
-                    for i in base..<(base + perChannel) { f[i] = Float(Double(w[i]) * s) }
+        let folded = [Float](unsafeUninitializedCapacity: weight.count) { f, count in
+            weight.withUnsafeBufferPointer { w in
+                scale.withUnsafeBufferPointer { s in
+                    ck_scale_rows(w.baseAddress!, s.baseAddress!, out, perChannel, f.baseAddress!)
                 }
             }
+            count = weight.count
         }
         for o in 0..<out {
             let b = bias.map { Double($0[o]) } ?? 0

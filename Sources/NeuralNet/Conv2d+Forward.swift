@@ -38,19 +38,14 @@ extension Conv2d {
         let outPlane = outH * outW
         try GEMM.check("conv2d", outPlane, h * w)
         let total = n * config.outChannels * outPlane
-        let scratchCount = n > 0 ? self.scratchCount(outH: outH, outW: outW) : 0
-        var scratch = [Float](unsafeUninitializedCapacity: scratchCount) { _, count in count = scratchCount }
         let out = [Float](unsafeUninitializedCapacity: total) { buffer, count in
             count = 0
             guard total > 0, let outBase = buffer.baseAddress else { return }
             x.data.withUnsafeBufferPointer { input in
                 guard let inBase = input.baseAddress else { return }
-                scratch.withUnsafeMutableBufferPointer { scratchBuffer in
-                    forward(
-                        images: n, h: h, w: w, outH: outH, outW: outW,
-                        input: inBase, output: outBase,
-                        scratch: scratchBuffer.baseAddress, activation: activation)
-                }
+                forward(
+                    images: n, h: h, w: w, outH: outH, outW: outW,
+                    input: inBase, output: outBase, scratch: nil, activation: activation)
                 count = total
             }
         }
@@ -60,12 +55,37 @@ extension Conv2d {
         return Tensor(unchecked: [n, config.outChannels, outH, outW], data: out)
     }
 
+    /// The weights in the kernels' packed layout (packed on first use).
+    var kernelWeights: ConvKernelWeights {
+        kernelCache.get {
+            weight.withUnsafeBufferPointer { w in
+                withOptionalPointer(bias) { b in ConvKernelWeights(config: config, weight: w.baseAddress!, bias: b) }
+            }
+        }
+    }
+
     /// The forward pass on raw buffers: `input` is `[images, inChannels, h, w]`, `output` receives
-    /// `[images, outChannels, outH, outW]` (it may be uninitialised), and `scratch` holds at least
-    /// `scratchCount(outH:outW:)` floats (nil allowed only when that is 0).
+    /// `[images, outChannels, outH, outW]` (it may be uninitialised). `scratch` is unused (kept for the
+    /// reference path's signature).
     ///
     /// Sizes must already be validated (`outputSize`, `GEMM.check`); this performs no checks.
     func forward(
+        images: Int, h: Int, w: Int, outH: Int, outW: Int,
+        input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+        scratch: UnsafeMutablePointer<Float>?, activation: Activation
+    ) {
+        kernelWeights.run(
+            batch: images, h: h, w: w, outH: outH, outW: outW,
+            input: input, inputImageStride: config.inChannels * h * w,
+            output: output, outputImageStride: config.outChannels * outH * outW,
+            residual: nil, residualImageStride: 0, inputScale: nil, inputShift: nil,
+            relu: activation == .relu)
+    }
+
+    /// The CBLAS reference forward pass (im2col + `cblas_sgemm`, image by image and group by group), kept
+    /// to check the engine's kernels against. Same contract as `forward`, with `scratch` holding at least
+    /// `scratchCount(outH:outW:)` floats.
+    func forwardReference(
         images: Int, h: Int, w: Int, outH: Int, outW: Int,
         input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
         scratch: UnsafeMutablePointer<Float>?, activation: Activation

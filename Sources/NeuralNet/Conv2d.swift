@@ -1,9 +1,8 @@
 /// A convolution with weights `[out, in/groups, kh, kw]` (OIHW) and an optional bias.
 ///
-/// Forward lowers to GEMM through CBLAS, image by image and group by group: an unpadded stride-1 1x1
-/// convolution multiplies the input directly, a strided unpadded 1x1 convolution subsamples first, and
-/// every other geometry goes through an im2col buffer of one image. Bias and activation are applied in
-/// one pass over the output. A `Conv2d` is an immutable value: calling it from several tasks at once is safe.
+/// Forward runs the engine's packed-GEMM kernels (`CKernels`): the weights are packed into panels on
+/// first use, the input is packed block by block straight from the image (no whole im2col matrix), and
+/// bias and activation are applied as each output tile is stored. A `Conv2d` is an immutable value: calling it from several tasks at once is safe.
 public struct Conv2d: Sendable {
     /// The geometry.
     public let config: Conv2dConfig
@@ -11,6 +10,8 @@ public struct Conv2d: Sendable {
     public let weight: [Float]
     /// One value per output channel, or nil for a convolution without bias.
     public let bias: [Float]?
+    /// The weights in the kernels' packed layout, made on first use.
+    let kernelCache = ConvKernelCache()
 
     /// Creates a convolution, checking the configuration and that `weight` has
     /// `out * in/groups * kh * kw` values and `bias` (if any) has `out` values.

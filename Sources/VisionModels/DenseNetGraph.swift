@@ -3,29 +3,53 @@ import NeuralNet
 /// The DenseNet family's inference graph: stem, dense blocks whose layers see the concatenation of
 /// every earlier output, transitions, the final norm and the classifier. `norm2` folds into `conv1`
 /// and `norm0` into `conv0`; the pre-activation norms (`norm1`, transition `norm`, `norm5`) act on
-/// concatenations and are applied as per-channel affine + ReLU.
+/// concatenations and are fused into whatever reads them.
+///
+/// Memory plan: each dense block owns one preallocated buffer with room for all of its channels. The
+/// block's input and every layer's 32 (growth-rate) new channels are written straight into their place
+/// in it, so concatenation costs nothing; each layer's `norm1` + ReLU is applied while its `conv1`
+/// packs its input. A transition's batch norm, ReLU and 2x2 average pool run in one pass before its
+/// 1x1 convolution (pooling and a 1x1 convolution commute, so this does a quarter of the work), and that
+/// convolution writes into the next block's buffer. `norm5` + ReLU is fused into the global pooling.
 struct DenseNetGraph: Sendable {
+    /// A batch norm in inference form, as the per-channel scale and shift the kernels apply.
+    struct Affine: Sendable {
+        let scale: [Float]
+        let shift: [Float]
+
+        init(_ bn: BatchNorm2d) { (scale, shift) = bn.scaleShift }
+    }
+
     struct Layer: Sendable {
-        let norm1: BatchNorm2d
-        let conv1: Conv2d  // norm2 folded in
-        let conv2: Conv2d
+        let norm1: Affine
+        let conv1: PreparedConv2d  // norm2 folded in
+        let conv2: PreparedConv2d
     }
 
     struct Transition: Sendable {
-        let norm: BatchNorm2d
-        let conv: Conv2d
+        let norm: Affine
+        let conv: PreparedConv2d
     }
 
-    let stem: Conv2d
+    let stem: PreparedConv2d
     let blocks: [[Layer]]
     let transitions: [Transition]
-    let norm5: BatchNorm2d
+    let norm5: Affine
     let classifier: Linear
+    let growthRate: Int
+    let workspaces = WorkspacePool(slots: Slot.count)
+
+    /// The memory plan's slots: two block buffers (a transition reads one and writes the other), the
+    /// bottleneck output, the pooled transition input, the staged input.
+    enum Slot {
+        static let blockA = 0, blockB = 1, bottleneck = 2, pooled = 3, input = 4
+        static let count = 5
+    }
 
     init(config c: DenseNetConfig, store: ParameterStore) throws(ModelError) {
         let eps = c.batchNormEps
-        stem = try store.conv("features.conv0", Conv2dConfig(inChannels: 3, outChannels: c.numInitFeatures, kernel: 7, stride: 2, padding: 3),
-                              foldingBatchNorm: "features.norm0", eps: eps)
+        stem = PreparedConv2d(try store.conv("features.conv0", Conv2dConfig(inChannels: 3, outChannels: c.numInitFeatures, kernel: 7, stride: 2, padding: 3),
+                              foldingBatchNorm: "features.norm0", eps: eps))
         var channels = c.numInitFeatures
         var blocks: [[Layer]] = []
         var transitions: [Transition] = []
@@ -36,54 +60,105 @@ struct DenseNetGraph: Sendable {
                 let p = "features.denseblock\(bi + 1).denselayer\(l + 1)"
                 let cin = channels + l * c.growthRate
                 layers.append(Layer(
-                    norm1: try store.batchNorm("\(p).norm1", eps: eps),
-                    conv1: try store.conv("\(p).conv1", Conv2dConfig(inChannels: cin, outChannels: inner, kernel: 1), foldingBatchNorm: "\(p).norm2", eps: eps),
-                    conv2: try store.conv("\(p).conv2", Conv2dConfig(inChannels: inner, outChannels: c.growthRate, kernel: 3, padding: 1), foldingBatchNorm: nil, eps: eps)))
+                    norm1: Affine(try store.batchNorm("\(p).norm1", eps: eps)),
+                    conv1: PreparedConv2d(try store.conv("\(p).conv1", Conv2dConfig(inChannels: cin, outChannels: inner, kernel: 1), foldingBatchNorm: "\(p).norm2", eps: eps)),
+                    conv2: PreparedConv2d(try store.conv("\(p).conv2", Conv2dConfig(inChannels: inner, outChannels: c.growthRate, kernel: 3, padding: 1), foldingBatchNorm: nil, eps: eps))))
             }
             blocks.append(layers)
             channels += count * c.growthRate
             if bi < c.blockConfig.count - 1 {
                 let p = "features.transition\(bi + 1)"
                 transitions.append(Transition(
-                    norm: try store.batchNorm("\(p).norm", eps: eps),
-                    conv: try store.conv("\(p).conv", Conv2dConfig(inChannels: channels, outChannels: channels / 2, kernel: 1), foldingBatchNorm: nil, eps: eps)))
+                    norm: Affine(try store.batchNorm("\(p).norm", eps: eps)),
+                    conv: PreparedConv2d(try store.conv("\(p).conv", Conv2dConfig(inChannels: channels, outChannels: channels / 2, kernel: 1), foldingBatchNorm: nil, eps: eps))))
                 channels /= 2
             }
         }
         self.blocks = blocks
         self.transitions = transitions
-        norm5 = try store.batchNorm("features.norm5", eps: eps)
+        growthRate = c.growthRate
+        norm5 = Affine(try store.batchNorm("features.norm5", eps: eps))
         classifier = try store.linear("classifier", inFeatures: channels, outFeatures: c.numClasses)
     }
 
     func run(_ input: Tensor, taps: Bool) throws(ModelError) -> [(name: String, tensor: Tensor)] {
+        let n = input.shape[0], h0 = input.shape[2], w0 = input.shape[3]
+        let ws = workspaces.take()
+        defer { workspaces.give(ws) }
         var out: [(name: String, tensor: Tensor)] = []
-        do throws(NeuralNetError) {
-            var x = try stem(input, activation: .relu)
-            x = try Ops.maxPool2d(x, kernel: 3, stride: 2, padding: 1)
-            if taps { out.append(("stem", x)) }
-            for (bi, layers) in blocks.enumerated() {
-                var features = [x]
-                for layer in layers {
-                    let joined = features.count == 1 ? features[0] : try Ops.concatChannels(features)
-                    var h = try layer.norm1(joined, activation: .relu)
-                    h = try layer.conv1(h, activation: .relu)
-                    h = try layer.conv2(h)
-                    features.append(h)
+
+        // Stem: conv0 (norm0 folded) + ReLU, then the 3x3/2 max pool into the first block's buffer.
+        let (sh, sw) = stem.outputSize(height: h0, width: w0)
+        guard sh > 0, sw > 0 else { throw ModelError(.shape, "densenet forward: input \(input.shape) is too small for the stem") }
+        let staged = ws.buffer(Slot.input, count: input.data.count)
+        input.data.withUnsafeBufferPointer { staged.update(from: $0.baseAddress!, count: $0.count) }
+        let c0 = stem.config.outChannels
+        let stemOut = ws.buffer(Slot.bottleneck, count: n * c0 * sh * sw)
+        stem.run(batch: n, height: h0, width: w0, input: staged, inputImageStride: 3 * h0 * w0,
+                 output: stemOut, outputImageStride: c0 * sh * sw, activation: .relu)
+        var h = (sh + 2 - 3) / 2 + 1, w = (sw + 2 - 3) / 2 + 1
+        var channels = c0
+        var blockChannels = channels + blocks[0].count * growthRate
+        var slot = Slot.blockA
+        var buffer = ws.buffer(slot, count: n * blockChannels * h * w)
+        RawOps.maxPool(stemOut, inputImageStride: c0 * sh * sw, output: buffer, outputImageStride: blockChannels * h * w,
+                       images: n, channels: c0, height: sh, width: sw, outHeight: h, outWidth: w, kernel: 3, stride: 2, padding: 1)
+        if taps { out.append(("stem", Tensor.copying(buffer, imageStride: blockChannels * h * w, images: n, channels: c0, height: h, width: w))) }
+
+        for (bi, layers) in blocks.enumerated() {
+            let stride = blockChannels * h * w
+            let plane = h * w
+            for layer in layers {
+                let inner = layer.conv1.config.outChannels
+                let bottleneck = ws.buffer(Slot.bottleneck, count: n * inner * plane)
+                layer.norm1.scale.withUnsafeBufferPointer { scale in
+                    layer.norm1.shift.withUnsafeBufferPointer { shift in
+                        layer.conv1.run(batch: n, height: h, width: w, input: buffer, inputImageStride: stride,
+                                        output: bottleneck, outputImageStride: inner * plane,
+                                        inputScale: scale.baseAddress, inputShift: shift.baseAddress, activation: .relu)
+                    }
                 }
-                x = try Ops.concatChannels(features)
-                if taps { out.append(("denseblock\(bi + 1)", x)) }
-                if bi < transitions.count {
-                    let t = transitions[bi]
-                    x = try t.conv(try t.norm(x, activation: .relu))
-                    x = try Ops.avgPool2d(x, kernel: 2, stride: 2)
-                    if taps { out.append(("transition\(bi + 1)", x)) }
+                layer.conv2.run(batch: n, height: h, width: w, input: bottleneck, inputImageStride: inner * plane,
+                                output: buffer + channels * plane, outputImageStride: stride, activation: .none)
+                channels += layer.conv2.config.outChannels
+            }
+            if taps { out.append(("denseblock\(bi + 1)", Tensor.copying(buffer, imageStride: stride, images: n, channels: channels, height: h, width: w))) }
+            guard bi < transitions.count else { break }
+            // Transition: norm + ReLU + pool in one pass, then the 1x1 convolution into the next buffer.
+            let t = transitions[bi]
+            let ph = h / 2, pw = w / 2
+            guard ph > 0, pw > 0 else { throw ModelError(.shape, "densenet forward: input \(input.shape) is too small for transition \(bi + 1)") }
+            let pooled = ws.buffer(Slot.pooled, count: n * channels * ph * pw)
+            t.norm.scale.withUnsafeBufferPointer { scale in
+                t.norm.shift.withUnsafeBufferPointer { shift in
+                    RawOps.affineReLUAvgPool2x2(buffer, inputImageStride: stride, output: pooled, outputImageStride: channels * ph * pw,
+                                                images: n, channels: channels, height: h, width: w,
+                                                scale: scale.baseAddress!, shift: shift.baseAddress!)
                 }
             }
-            x = try norm5(x, activation: .relu)
-            let pooled = Ops.flatten(try Ops.adaptiveAvgPool2d(x, outputH: 1, outputW: 1))
-            if taps { out.append(("prelogits", pooled)) }
-            out.append(("logits", try classifier(pooled)))
+            let next = t.conv.config.outChannels
+            let nextBlockChannels = next + blocks[bi + 1].count * growthRate
+            slot = slot == Slot.blockA ? Slot.blockB : Slot.blockA
+            let nextBuffer = ws.buffer(slot, count: n * nextBlockChannels * ph * pw)
+            t.conv.run(batch: n, height: ph, width: pw, input: pooled, inputImageStride: channels * ph * pw,
+                       output: nextBuffer, outputImageStride: nextBlockChannels * ph * pw, activation: .none)
+            (buffer, h, w, channels, blockChannels) = (nextBuffer, ph, pw, next, nextBlockChannels)
+            if taps { out.append(("transition\(bi + 1)", Tensor.copying(buffer, imageStride: blockChannels * h * w, images: n, channels: channels, height: h, width: w))) }
+        }
+        // norm5 + ReLU fused into the global average pool.
+        var pooled = [Float](repeating: 0, count: n * channels)
+        norm5.scale.withUnsafeBufferPointer { scale in
+            norm5.shift.withUnsafeBufferPointer { shift in
+                pooled.withUnsafeMutableBufferPointer {
+                    RawOps.globalAvgPool(buffer, inputImageStride: blockChannels * h * w, output: $0.baseAddress!, images: n,
+                                         channels: channels, plane: h * w, scale: scale.baseAddress, shift: shift.baseAddress, activation: .relu)
+                }
+            }
+        }
+        do throws(NeuralNetError) {
+            let p = try Tensor(shape: [n, channels], data: pooled)
+            if taps { out.append(("prelogits", p)) }
+            out.append(("logits", try classifier(p)))
         } catch {
             throw ModelError(error, "densenet forward")
         }

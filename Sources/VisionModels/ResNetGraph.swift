@@ -1,49 +1,63 @@
+import Foundation
 import NeuralNet
 
 /// The ResNet family's inference graph, built from `ResNetLayout`: the stem, residual blocks (basic,
 /// bottleneck, SENet bottleneck; grouped, wide; with or without squeeze-and-excitation; projection or
 /// zero-padded shortcuts), global pooling and the classifier, with every batch norm folded into its
 /// convolution.
+///
+/// Convolutions are prepared once (weights packed for the engine's kernels). An inference runs on a
+/// memory plan of reused buffers (`Workspace`): the block input and output swap between two slots, the
+/// branch's intermediates use two more, the shortcut one; the last convolution of a block adds the
+/// shortcut and applies ReLU as it stores its output (after SE gating when the block has it).
 struct ResNetGraph: Sendable {
     struct SqueezeExcite: Sendable {
-        let fc1: Conv2d
-        let fc2: Conv2d
+        let fc1: PreparedConv2d
+        let fc2: PreparedConv2d
     }
 
     struct Block: Sendable {
         let stage: Int
         /// The residual branch's convolutions, batch norm folded.
-        let convs: [Conv2d]
+        let convs: [PreparedConv2d]
         let se: SqueezeExcite?
-        let downsample: Conv2d?
+        let downsample: PreparedConv2d?
         let zeroPad: (stride: Int, padChannels: Int)?
+        /// ReLU before SE (timm's legacy SEResNetBlock).
         let reluBeforeSE: Bool
     }
 
-    let stem: [Conv2d]
+    let stem: [PreparedConv2d]
     let stemPool: ResNetLayout.Pool?
     let blocks: [Block]
     let head: Linear
+    let workspaces = WorkspacePool(slots: Slot.count)
+
+    /// The memory plan's slots.
+    enum Slot {
+        static let x = 0, y = 1, t1 = 2, t2 = 3, shortcut = 4, squeezed = 5, hidden = 6, gates = 7
+        static let count = 8
+    }
 
     init(config c: ResNetConfig, store: ParameterStore) throws(ModelError) {
         let eps = c.batchNormEps
         let layout = c.layout
-        func conv(_ u: ResNetLayout.ConvUnit) throws(ModelError) -> Conv2d {
-            try store.conv(u.name, u.config, foldingBatchNorm: u.norm, eps: eps)
+        func conv(_ u: ResNetLayout.ConvUnit) throws(ModelError) -> PreparedConv2d {
+            PreparedConv2d(try store.conv(u.name, u.config, foldingBatchNorm: u.norm, eps: eps))
         }
-        var stem: [Conv2d] = []
+        var stem: [PreparedConv2d] = []
         for u in layout.stem { stem.append(try conv(u)) }
         self.stem = stem
         stemPool = layout.stemPool
         var blocks: [Block] = []
         for b in layout.blocks {
-            var convs: [Conv2d] = []
+            var convs: [PreparedConv2d] = []
             for u in b.convs { convs.append(try conv(u)) }
             var se: SqueezeExcite?
             if let s = b.se {
                 se = SqueezeExcite(
-                    fc1: try store.conv(s.prefix + ".fc1", Conv2dConfig(inChannels: s.channels, outChannels: s.reduced, kernel: 1), foldingBatchNorm: nil, eps: eps),
-                    fc2: try store.conv(s.prefix + ".fc2", Conv2dConfig(inChannels: s.reduced, outChannels: s.channels, kernel: 1), foldingBatchNorm: nil, eps: eps))
+                    fc1: PreparedConv2d(try store.conv(s.prefix + ".fc1", Conv2dConfig(inChannels: s.channels, outChannels: s.reduced, kernel: 1), foldingBatchNorm: nil, eps: eps)),
+                    fc2: PreparedConv2d(try store.conv(s.prefix + ".fc2", Conv2dConfig(inChannels: s.reduced, outChannels: s.channels, kernel: 1), foldingBatchNorm: nil, eps: eps)))
             }
             let down = try b.downsample.map { (u) throws(ModelError) in try conv(u) }
             blocks.append(Block(stage: b.stage, convs: convs, se: se, downsample: down, zeroPad: b.zeroPad, reluBeforeSE: b.reluBeforeSE))
@@ -52,65 +66,156 @@ struct ResNetGraph: Sendable {
         head = try store.linear(layout.headName, inFeatures: layout.headIn, outFeatures: layout.headOut)
     }
 
+    /// An activation in the workspace: `n` images of `[c, h, w]`, contiguous.
+    struct Value {
+        var pointer: UnsafeMutablePointer<Float>
+        var c: Int, h: Int, w: Int
+        var imageStride: Int { c * h * w }
+    }
+
     func run(_ input: Tensor, taps: Bool) throws(ModelError) -> [(name: String, tensor: Tensor)] {
+        let n = input.shape[0]
+        let ws = workspaces.take()
+        defer { workspaces.give(ws) }
         var out: [(name: String, tensor: Tensor)] = []
-        do throws(NeuralNetError) {
-            var x = input
-            for conv in stem { x = try conv(x, activation: .relu) }
-            if let p = stemPool {
-                x = try Ops.maxPool2d(x, kernel: p.kernel, stride: p.stride, padding: p.padding, ceilMode: p.ceilMode)
+        func tap(_ name: String, _ v: Value) {
+            out.append((name, Tensor.copying(v.pointer, imageStride: v.imageStride, images: n, channels: v.c, height: v.h, width: v.w)))
+        }
+        /// Runs `conv` on `x` into `slot`, with an optional residual and the activation fused.
+        func apply(_ conv: PreparedConv2d, _ x: Value, into slot: Int, residual: Value? = nil, _ act: Activation) throws(ModelError) -> Value {
+            let (oh, ow) = conv.outputSize(height: x.h, width: x.w)
+            guard oh > 0, ow > 0, x.c == conv.config.inChannels else {
+                throw ModelError(.shape, "resnet forward: input [\(n), \(x.c), \(x.h), \(x.w)] does not fit convolution \(conv.config)")
             }
-            if taps { out.append(("stem", x)) }
-            for (i, block) in blocks.enumerated() {
-                var h = x
-                for (j, conv) in block.convs.enumerated() {
-                    h = try conv(h, activation: j == block.convs.count - 1 && !block.reluBeforeSE ? .none : .relu)
-                }
-                if let se = block.se {
-                    let squeezed = try Ops.adaptiveAvgPool2d(h, outputH: 1, outputW: 1)
-                    let gates = Ops.sigmoid(try se.fc2(try se.fc1(squeezed, activation: .relu)))
-                    h = try Ops.scaleChannels(h, by: gates)
-                }
-                let identity: Tensor
-                if let d = block.downsample {
-                    identity = try d(x)
-                } else if let z = block.zeroPad {
-                    identity = try Self.zeroPadShortcut(x, stride: z.stride, padChannels: z.padChannels)
+            let co = conv.config.outChannels
+            let y = Value(pointer: ws.buffer(slot, count: n * co * oh * ow), c: co, h: oh, w: ow)
+            conv.run(
+                batch: n, height: x.h, width: x.w, input: x.pointer, inputImageStride: x.imageStride,
+                output: y.pointer, outputImageStride: y.imageStride,
+                residual: residual.map { UnsafePointer($0.pointer) }, residualImageStride: residual?.imageStride ?? 0,
+                activation: act)
+            return y
+        }
+
+        var x: Value
+        do {
+            let c = input.shape[1], h = input.shape[2], w = input.shape[3]
+            let staged = ws.buffer(Slot.y, count: input.data.count)
+            input.data.withUnsafeBufferPointer { staged.update(from: $0.baseAddress!, count: $0.count) }
+            x = Value(pointer: staged, c: c, h: h, w: w)
+        }
+        // Stem: convolutions alternate between t1 and t2 (into x directly when no pool follows).
+        for (i, conv) in stem.enumerated() {
+            let last = i == stem.count - 1
+            x = try apply(conv, x, into: last && stemPool == nil ? Slot.x : (i % 2 == 0 ? Slot.t1 : Slot.t2), .relu)
+        }
+        if let p = stemPool {
+            let oh: Int, ow: Int
+            do {
+                oh = try Self.poolLength(x.h, p)
+                ow = try Self.poolLength(x.w, p)
+            } catch {
+                throw ModelError(error, "resnet forward")
+            }
+            let y = Value(pointer: ws.buffer(Slot.x, count: n * x.c * oh * ow), c: x.c, h: oh, w: ow)
+            RawOps.maxPool(
+                x.pointer, inputImageStride: x.imageStride, output: y.pointer, outputImageStride: y.imageStride,
+                images: n, channels: x.c, height: x.h, width: x.w, outHeight: oh, outWidth: ow,
+                kernel: p.kernel, stride: p.stride, padding: p.padding)
+            x = y
+        }
+        if taps { tap("stem", x) }
+        var xSlot = Slot.x, ySlot = Slot.y
+        for (i, block) in blocks.enumerated() {
+            // The shortcut.
+            let identity: Value
+            if let d = block.downsample {
+                identity = try apply(d, x, into: Slot.shortcut, .none)
+            } else if let z = block.zeroPad {
+                identity = Self.zeroPadShortcut(x, images: n, stride: z.stride, padChannels: z.padChannels, into: ws.buffer)
+            } else {
+                identity = x
+            }
+            // The branch: intermediates alternate between t1 and t2; the last convolution goes to y.
+            var h = x
+            for (j, conv) in block.convs.enumerated() {
+                if j < block.convs.count - 1 {
+                    h = try apply(conv, h, into: j % 2 == 0 ? Slot.t1 : Slot.t2, .relu)
+                } else if let se = block.se {
+                    h = try apply(conv, h, into: ySlot, block.reluBeforeSE ? .relu : .none)
+                    try excite(se, h, identity: identity, images: n, ws)
                 } else {
-                    identity = x
+                    guard conv.outputSize(height: h.h, width: h.w) == (identity.h, identity.w), conv.config.outChannels == identity.c else {
+                        throw ModelError(.shape, "resnet forward: shortcut [\(identity.c), \(identity.h), \(identity.w)] does not match the branch")
+                    }
+                    h = try apply(conv, h, into: ySlot, residual: identity, .relu)
                 }
-                x = try Ops.add(h, identity, activation: .relu)
-                let lastOfStage = i == blocks.count - 1 || blocks[i + 1].stage != block.stage
-                if taps && lastOfStage { out.append(("layer\(block.stage + 1)", x)) }
             }
-            let pooled = Ops.flatten(try Ops.adaptiveAvgPool2d(x, outputH: 1, outputW: 1))
-            if taps { out.append(("prelogits", pooled)) }
-            out.append(("logits", try head(pooled)))
+            x = h
+            swap(&xSlot, &ySlot)
+            let lastOfStage = i == blocks.count - 1 || blocks[i + 1].stage != block.stage
+            if taps && lastOfStage { tap("layer\(block.stage + 1)", x) }
+        }
+        // Head.
+        var pooled = [Float](repeating: 0, count: n * x.c)
+        pooled.withUnsafeMutableBufferPointer {
+            RawOps.globalAvgPool(x.pointer, inputImageStride: x.imageStride, output: $0.baseAddress!, images: n, channels: x.c, plane: x.h * x.w)
+        }
+        do throws(NeuralNetError) {
+            let p = try Tensor(shape: [n, x.c], data: pooled)
+            if taps { out.append(("prelogits", p)) }
+            out.append(("logits", try head(p)))
         } catch {
             throw ModelError(error, "resnet forward")
         }
         return out
     }
 
-    /// CIFAR option A: `F.pad(x[:, :, ::stride, ::stride], (0, 0, 0, 0, pad, pad))`.
-    static func zeroPadShortcut(_ x: Tensor, stride: Int, padChannels: Int) throws(NeuralNetError) -> Tensor {
-        let n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
+    /// Squeeze-and-excitation on `h` (in place), then `relu(h * gates + identity)`.
+    private func excite(_ se: SqueezeExcite, _ h: Value, identity: Value, images n: Int, _ ws: Workspace) throws(ModelError) {
+        guard identity.c == h.c, identity.h == h.h, identity.w == h.w else {
+            throw ModelError(.shape, "resnet forward: shortcut [\(identity.c), \(identity.h), \(identity.w)] does not match the branch")
+        }
+        let squeezed = ws.buffer(Slot.squeezed, count: n * h.c)
+        RawOps.globalAvgPool(h.pointer, inputImageStride: h.imageStride, output: squeezed, images: n, channels: h.c, plane: h.h * h.w)
+        let r = se.fc1.config.outChannels
+        let hidden = ws.buffer(Slot.hidden, count: n * r)
+        se.fc1.run(batch: n, height: 1, width: 1, input: squeezed, inputImageStride: h.c, output: hidden, outputImageStride: r, activation: .relu)
+        let gates = ws.buffer(Slot.gates, count: n * h.c)
+        se.fc2.run(batch: n, height: 1, width: 1, input: hidden, inputImageStride: r, output: gates, outputImageStride: h.c, activation: .none)
+        for i in 0..<(n * h.c) { gates[i] = 1 / (1 + expf(-gates[i])) }
+        RawOps.scaleChannels(h.pointer, gates: gates, residual: identity.pointer, images: n, channels: h.c, plane: h.h * h.w, activation: .relu)
+    }
+
+    /// The stem pool's output length (PyTorch's rule, ceil mode included).
+    static func poolLength(_ input: Int, _ p: ResNetLayout.Pool) throws(NeuralNetError) -> Int {
+        let span = input + 2 * p.padding - p.kernel
+        guard input > 0, span >= 0, p.stride > 0 else {
+            throw NeuralNetError("maxPool2d: input size \(input) with padding \(p.padding) is smaller than the kernel \(p.kernel); output would be empty")
+        }
+        var out = (p.ceilMode ? (span + p.stride - 1) / p.stride : span / p.stride) + 1
+        if p.ceilMode, (out - 1) * p.stride >= input + p.padding { out -= 1 }
+        return out
+    }
+
+    /// CIFAR option A: `F.pad(x[:, :, ::stride, ::stride], (0, 0, 0, 0, pad, pad))`, into the shortcut slot.
+    static func zeroPadShortcut(
+        _ x: Value, images n: Int, stride: Int, padChannels: Int, into buffer: (Int, Int) -> UnsafeMutablePointer<Float>
+    ) -> Value {
+        let c = x.c, h = x.h, w = x.w
         let oh = (h + stride - 1) / stride, ow = (w + stride - 1) / stride
         let oc = c + 2 * padChannels
-        var data = [Float](repeating: 0, count: n * oc * oh * ow)
-        x.data.withUnsafeBufferPointer { src in
-            data.withUnsafeMutableBufferPointer { dst in
-                for b in 0..<n {
-                    for ch in 0..<c {
-                        let sBase = (b * c + ch) * h * w
-                        let dBase = (b * oc + ch + padChannels) * oh * ow
-                        for y in 0..<oh {
-                            for xx in 0..<ow { dst[dBase + y * ow + xx] = src[sBase + (y * stride) * w + xx * stride] }
-                        }
-                    }
+        let dst = buffer(Slot.shortcut, n * oc * oh * ow)
+        dst.update(repeating: 0, count: n * oc * oh * ow)
+        for b in 0..<n {
+            for ch in 0..<c {
+                let s = x.pointer + b * x.imageStride + ch * h * w
+                let d = dst + (b * oc + ch + padChannels) * oh * ow
+                for y in 0..<oh {
+                    for xx in 0..<ow { d[y * ow + xx] = s[(y * stride) * w + xx * stride] }
                 }
             }
         }
-        return try Tensor(shape: [n, oc, oh, ow], data: data)
+        return Value(pointer: dst, c: oc, h: oh, w: ow)
     }
 }

@@ -1,0 +1,384 @@
+/* Convolution as a packed GEMM: weights packed once into CK_MR-row panels, the input packed per call
+ * into CK_NR-column panels straight from the image (implicit im2col: no column matrix is ever
+ * materialised beyond one KC x NC block), and a micro-kernel that applies bias, residual and ReLU
+ * while storing. */
+#include "ck_internal.h"
+
+#include <string.h>
+
+#define KC_MAX 256
+#define NC_MAX 256
+
+size_t ck_conv_packed_count(int groups, int out_channels, int in_channels, int kh, int kw) {
+    size_t og = (size_t)(out_channels / groups);
+    size_t kg = (size_t)(in_channels / groups) * (size_t)kh * (size_t)kw;
+    size_t panels = (og + CK_MR - 1) / CK_MR;
+    return (size_t)groups * panels * kg * CK_MR;
+}
+
+typedef struct pack_weights_job {
+    const float *weight;
+    float *packed;
+    int og, panels;
+    size_t kg;
+} pack_weights_job;
+
+static void pack_weights_task(void *context, int task, int worker) {
+    (void)worker;
+    const pack_weights_job *j = context;
+    const int g = task / j->panels, p = task % j->panels;
+    float *dst = j->packed + (size_t)task * j->kg * CK_MR;
+    for (size_t k = 0; k < j->kg; k++) {
+        for (int r = 0; r < CK_MR; r++) {
+            int o = p * CK_MR + r;
+            dst[r] = o < j->og ? j->weight[((size_t)g * j->og + o) * j->kg + k] : 0.0f;
+        }
+        dst += CK_MR;
+    }
+}
+
+void ck_conv_pack(const float *weight, int groups, int out_channels, int in_channels, int kh, int kw,
+                  float *packed) {
+    pack_weights_job j;
+    j.weight = weight;
+    j.packed = packed;
+    j.og = out_channels / groups;
+    j.kg = (size_t)(in_channels / groups) * (size_t)kh * (size_t)kw;
+    j.panels = (j.og + CK_MR - 1) / CK_MR;
+    ck_parallel_for(groups * j.panels, pack_weights_task, &j);
+}
+
+typedef struct fold_job {
+    const float *weight;
+    const double *scale;
+    float *out;
+    ptrdiff_t rows, per_row;
+    int tasks;
+} fold_job;
+
+static void fold_task(void *context, int task, int worker) {
+    (void)worker;
+    const fold_job *j = context;
+    const ptrdiff_t r0 = j->rows * task / j->tasks, r1 = j->rows * (task + 1) / j->tasks;
+    for (ptrdiff_t r = r0; r < r1; r++) {
+        const double s = j->scale[r];
+        const float *w = j->weight + r * j->per_row;
+        float *o = j->out + r * j->per_row;
+        for (ptrdiff_t i = 0; i < j->per_row; i++) o[i] = (float)((double)w[i] * s);
+    }
+}
+
+void ck_scale_rows(const float *weight, const double *scale, ptrdiff_t rows, ptrdiff_t per_row, float *out) {
+    fold_job j = {weight, scale, out, rows, per_row, 1};
+    const long work = (long)(rows * per_row);
+    j.tasks = work < 65536 ? 1 : (int)(rows < 4 * ck_threads() ? rows : 4 * ck_threads());
+    ck_parallel_for(j.tasks, fold_task, &j);
+}
+
+/* ---- Portable micro-kernel ---------------------------------------------------------------------- */
+
+void ck_kernel_portable(int kc, const float *a, const float *b, float *c, ptrdiff_t ldc, int mv, int nv,
+                        int first, int last, const float *bias, const float *res, ptrdiff_t ldr, int relu) {
+    float acc[CK_MR][CK_NR];
+    memset(acc, 0, sizeof acc);
+    for (int k = 0; k < kc; k++) {
+        for (int r = 0; r < CK_MR; r++) {
+            float av = a[r];
+            for (int j = 0; j < CK_NR; j++) acc[r][j] += av * b[j];
+        }
+        a += CK_MR;
+        b += CK_NR;
+    }
+    for (int r = 0; r < mv; r++) {
+        float *row = c + r * ldc;
+        for (int j = 0; j < nv; j++) {
+            float v = acc[r][j];
+            if (!first) v = row[j] + v;
+            if (last) {
+                if (bias) v += bias[r];
+                if (res) v += res[r * ldr + j];
+                if (relu) v = v < 0 ? 0 : v;
+            }
+            row[j] = v;
+        }
+    }
+}
+
+static inline int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+static inline int ceil_div(int a, int b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
+
+/* ---- Packing of the input ----------------------------------------------------------------------- */
+
+typedef struct conv_job {
+    const ck_conv *cv;
+    const ck_conv_io *io;
+    int og, ig, kg, mp;       /* per group: outputs, inputs, GEMM depth, weight panels */
+    int plane;                /* oh * ow */
+    int nchunks, nc;          /* column chunks (per image, or over the batch when mixed) and their width */
+    int mixed;                /* chunks run over the columns of all images (small planes, batch > 1) */
+    int mchunks, mpc;         /* row chunks and weight panels per chunk */
+    int nkb, kc;              /* depth blocks and their size */
+    float *shared;            /* when set: every item's packed input, packed once before the compute */
+    ck_kernel_fn kernel;
+} conv_job;
+
+/* Packs rows [k0, k0 + kc) and columns [n0, n0 + ncols) of the (implicit) column matrix of group g into
+ * panels of CK_NR columns ([panel][k][CK_NR]), zero past the valid columns. Columns are numbered over
+ * the whole batch (image i owns [i * plane, (i + 1) * plane)), so a panel may span two images. */
+static void pack_input(const conv_job *job, int g, int k0, int kc, int n0, int ncols, float *dst) {
+    const ck_conv *cv = job->cv;
+    const ck_conv_io *io = job->io;
+    const int h = io->h, w = io->w, ow = io->ow, plane = job->plane;
+    const int taps = cv->kh * cv->kw;
+    const size_t inplane = (size_t)h * w;
+    const int panels = (ncols + CK_NR - 1) / CK_NR;
+    const int pointwise = cv->kh == 1 && cv->kw == 1 && cv->sh == 1 && cv->sw == 1 && cv->ph == 0 && cv->pw == 0;
+    for (int k = k0; k < k0 + kc; k++) {
+        const int cl = k / taps, tap = k % taps;
+        const int ch = g * job->ig + cl;
+        const int ti = tap / cv->kw, tj = tap % cv->kw;
+        const size_t choff = (size_t)ch * inplane;
+        const int pro = io->in_scale != NULL;
+        const float s = pro ? io->in_scale[ch] : 1.0f, t = pro ? io->in_shift[ch] : 0.0f;
+        float *row = dst + (size_t)(k - k0) * CK_NR;
+        for (int q = 0; q < panels; q++, row += (size_t)kc * CK_NR) {
+            const int c0 = n0 + q * CK_NR;
+            int cn = ncols - q * CK_NR;
+            if (cn > CK_NR) cn = CK_NR;
+            int j = 0;
+            while (j < cn) {
+                const int gpos = c0 + j;
+                const int img = gpos / plane, pos = gpos % plane;
+                const float *src = io->in + (ptrdiff_t)img * io->in_batch_stride + choff;
+                float *out = row + j;
+                if (pointwise) {
+                    int run = plane - pos;
+                    if (run > cn - j) run = cn - j;
+                    const float *p = src + pos;
+                    if (pro) {
+                        for (int x = 0; x < run; x++) {
+                            float v = p[x] * s + t;
+                            out[x] = v < 0 ? 0 : v;
+                        }
+                    } else if (run == CK_NR) {
+                        __builtin_memcpy(out, p, CK_NR * sizeof(float)); /* inlined: no call per panel row */
+                    } else {
+                        memcpy(out, p, (size_t)run * sizeof(float));
+                    }
+                    j += run;
+                    continue;
+                }
+                const int oy = pos / ow, ox0 = pos % ow;
+                int run = ow - ox0;
+                if (run > cn - j) run = cn - j;
+                const int iy = oy * cv->sh - cv->ph + ti * cv->dh;
+                if (iy < 0 || iy >= h) {
+                    memset(out, 0, (size_t)run * sizeof(float));
+                } else {
+                    const float *line = src + (size_t)iy * w;
+                    const int dx = tj * cv->dw - cv->pw;
+                    const int sw = cv->sw;
+                    /* Valid x: 0 <= (ox0 + x) * sw + dx < w. */
+                    int xlo = ceil_div(-dx, sw) - ox0;
+                    int xhi = floor_div(w - 1 - dx, sw) + 1 - ox0;
+                    if (xlo < 0) xlo = 0;
+                    if (xhi > run) xhi = run;
+                    if (xhi < xlo) xhi = xlo;
+                    if (xlo > 0) memset(out, 0, (size_t)xlo * sizeof(float));
+                    const float *from = line + (ox0 + xlo) * sw + dx;
+                    const int cnt = xhi - xlo;
+                    float *to = out + xlo;
+                    if (pro) {
+                        for (int x = 0; x < cnt; x++) {
+                            float v = from[x * sw] * s + t;
+                            to[x] = v < 0 ? 0 : v;
+                        }
+                    } else if (sw == 1) {
+                        memcpy(to, from, (size_t)cnt * sizeof(float));
+                    } else {
+                        for (int x = 0; x < cnt; x++) to[x] = from[x * sw];
+                    }
+                    if (xhi < run) memset(out + xhi, 0, (size_t)(run - xhi) * sizeof(float));
+                }
+                j += run;
+            }
+            if (cn < CK_NR) memset(row + cn, 0, (size_t)(CK_NR - cn) * sizeof(float));
+        }
+    }
+}
+
+/* Global columns [n0, n0 + ncols) of an item (image, group, chunk); ncols <= 0 when empty. */
+static void item_columns(const conv_job *job, int img, int nchunk, int *n0, int *ncols) {
+    const int plane = job->plane;
+    if (job->mixed) {
+        *n0 = nchunk * job->nc;
+        *ncols = job->io->batch * plane - *n0;
+    } else {
+        *n0 = img * plane + nchunk * job->nc;
+        *ncols = plane - nchunk * job->nc;
+    }
+    if (*ncols > job->nc) *ncols = job->nc;
+}
+
+static float *shared_block(const conv_job *job, int item, int kb) {
+    return job->shared + ((size_t)item * job->nkb + kb) * job->kc * job->nc;
+}
+
+/* Shared mode, phase 1: pack one (item, depth block). */
+static void pack_task(void *context, int task, int worker) {
+    (void)worker;
+    const conv_job *job = context;
+    const int kb = task % job->nkb, item = task / job->nkb;
+    const int nchunk = item % job->nchunks, g = (item / job->nchunks) % job->cv->groups;
+    const int img = item / job->nchunks / job->cv->groups;
+    int n0, ncols;
+    item_columns(job, img, nchunk, &n0, &ncols);
+    if (ncols <= 0) return;
+    const int k0 = kb * job->kc;
+    int kc = job->kg - k0;
+    if (kc > job->kc) kc = job->kc;
+    pack_input(job, g, k0, kc, n0, ncols, shared_block(job, item, kb));
+}
+
+static void conv_task(void *context, int task, int worker) {
+    (void)worker;
+    const conv_job *job = context;
+    const ck_conv *cv = job->cv;
+    const ck_conv_io *io = job->io;
+    int mchunk = task % job->mchunks;
+    task /= job->mchunks;
+    int nchunk = task % job->nchunks;
+    task /= job->nchunks;
+    int g = task % cv->groups;
+    int img = task / cv->groups; /* 0 when mixed */
+
+    const int plane = job->plane;
+    const int item = (img * cv->groups + g) * job->nchunks + nchunk;
+    int n0, ncols;
+    item_columns(job, img, nchunk, &n0, &ncols);
+    const int panels = (ncols + CK_NR - 1) / CK_NR;
+    const int p0 = mchunk * job->mpc;
+    int p1 = p0 + job->mpc;
+    if (p1 > job->mp) p1 = job->mp;
+    if (p0 >= p1 || ncols <= 0) return;
+
+    float *bp = job->shared ? NULL : ck_scratch(0, (size_t)job->kc * job->nc);
+    /* mixed: accumulate the chunk in a buffer, [row][nc], then store it image by image */
+    float *acc = job->mixed ? ck_scratch(2, (size_t)(p1 - p0) * CK_MR * job->nc) : NULL;
+    float *outImage = io->out + (ptrdiff_t)img * io->out_batch_stride - (ptrdiff_t)(job->mixed ? 0 : img * plane);
+    const float *resImage = io->residual ? io->residual + (ptrdiff_t)img * io->residual_batch_stride : NULL;
+    for (int kb = 0; kb < job->nkb; kb++) {
+        const int k0 = kb * job->kc;
+        int kc = job->kg - k0;
+        if (kc > job->kc) kc = job->kc;
+        if (job->shared) bp = shared_block(job, item, kb);
+        else pack_input(job, g, k0, kc, n0, ncols, bp);
+        const int first = kb == 0, last = kb == job->nkb - 1;
+        for (int p = p0; p < p1; p++) {
+            const int row0 = g * job->og + p * CK_MR;
+            int mv = job->og - p * CK_MR;
+            if (mv > CK_MR) mv = CK_MR;
+            const float *a = cv->packed + (((size_t)g * job->mp + p) * job->kg + k0) * CK_MR;
+            if (acc) {
+                float *c = acc + (size_t)(p - p0) * CK_MR * job->nc;
+                for (int q = 0; q < panels; q++)
+                    job->kernel(kc, a, bp + (size_t)q * kc * CK_NR, c + q * CK_NR, job->nc, CK_MR, CK_NR, first, 0,
+                                NULL, NULL, 0, 0);
+                continue;
+            }
+            const float *bias = cv->bias ? cv->bias + row0 : NULL;
+            for (int q = 0; q < panels; q++) {
+                const int col = n0 + q * CK_NR; /* in image img: col - img * plane */
+                int nv = ncols - q * CK_NR;
+                if (nv > CK_NR) nv = CK_NR;
+                float *c = outImage + (size_t)row0 * plane + col;
+                const float *res = resImage ? resImage + (size_t)row0 * plane + (col - img * plane) : NULL;
+                job->kernel(kc, a, bp + (size_t)q * kc * CK_NR, c, (ptrdiff_t)plane, mv, nv, first, last, bias, res,
+                            (ptrdiff_t)plane, io->relu);
+            }
+        }
+    }
+    if (!acc) return;
+    /* store the mixed chunk: per row, per image segment, with bias, residual and activation */
+    for (int p = p0; p < p1; p++) {
+        int mv = job->og - p * CK_MR;
+        if (mv > CK_MR) mv = CK_MR;
+        for (int r = 0; r < mv; r++) {
+            const int o = g * job->og + p * CK_MR + r;
+            const float *src = acc + ((size_t)(p - p0) * CK_MR + r) * job->nc;
+            const float b = cv->bias ? cv->bias[o] : 0.0f;
+            int j = 0;
+            while (j < ncols) {
+                const int gpos = n0 + j, im = gpos / plane, pos = gpos % plane;
+                int run = plane - pos;
+                if (run > ncols - j) run = ncols - j;
+                float *dst = io->out + (ptrdiff_t)im * io->out_batch_stride + (size_t)o * plane + pos;
+                const float *res = io->residual ? io->residual + (ptrdiff_t)im * io->residual_batch_stride +
+                                                      (size_t)o * plane + pos
+                                                : NULL;
+                const float *restrict sp = src + j;
+                float *restrict dp = dst;
+                if (res && io->relu) {
+                    for (int x = 0; x < run; x++) {
+                        float v = sp[x] + b + res[x];
+                        dp[x] = v < 0 ? 0 : v;
+                    }
+                } else if (res) {
+                    for (int x = 0; x < run; x++) dp[x] = sp[x] + b + res[x];
+                } else if (io->relu) {
+                    for (int x = 0; x < run; x++) {
+                        float v = sp[x] + b;
+                        dp[x] = v < 0 ? 0 : v;
+                    }
+                } else {
+                    for (int x = 0; x < run; x++) dp[x] = sp[x] + b;
+                }
+                j += run;
+            }
+        }
+    }
+}
+
+void ck_conv_forward(const ck_conv *cv, const ck_conv_io *io) {
+    conv_job job;
+    job.cv = cv;
+    job.io = io;
+    job.og = cv->out_channels / cv->groups;
+    job.ig = cv->in_channels / cv->groups;
+    job.kg = job.ig * cv->kh * cv->kw;
+    job.mp = (job.og + CK_MR - 1) / CK_MR;
+    job.plane = io->oh * io->ow;
+    job.kernel = ck_kernel();
+    if (io->batch <= 0 || job.plane <= 0) return;
+    /* Column chunks: at most NC_MAX wide, balanced; over all images when planes are small (so that
+     * panels are not padded per image and the weights are read once per chunk of several images). */
+    job.mixed = io->batch > 1 && job.plane < NC_MAX && job.plane % CK_NR != 0;
+    const int columns = job.mixed ? io->batch * job.plane : job.plane;
+    job.nchunks = (columns + NC_MAX - 1) / NC_MAX;
+    int per = (columns + job.nchunks - 1) / job.nchunks;
+    job.nc = (per + CK_NR - 1) / CK_NR * CK_NR;
+    job.nchunks = (columns + job.nc - 1) / job.nc;
+    /* Depth blocks: at most KC_MAX deep, balanced. */
+    job.nkb = job.kg > 0 ? (job.kg + KC_MAX - 1) / KC_MAX : 1;
+    job.kc = (job.kg + job.nkb - 1) / job.nkb;
+    if (job.kc < 1) job.kc = 1;
+    /* Row chunks only when there are too few column chunks to keep every thread busy. */
+    int threads = ck_threads();
+    long items = (long)(job.mixed ? 1 : io->batch) * cv->groups * job.nchunks;
+    job.mchunks = 1;
+    job.shared = NULL;
+    if (threads > 1 && items < 4L * threads) {
+        long want = (4L * threads + items - 1) / items;
+        job.mchunks = want > job.mp ? job.mp : (int)want;
+    }
+    job.mpc = (job.mp + job.mchunks - 1) / job.mchunks;
+    job.mchunks = (job.mp + job.mpc - 1) / job.mpc;
+    /* Several row chunks of one item would each pack the same input: pack every item once, in
+     * parallel, into a shared buffer first (when it is not too large). */
+    const size_t shared = (size_t)items * job.nkb * job.kc * job.nc;
+    if (job.mchunks > 1 && shared <= ((size_t)8 << 20)) {
+        job.shared = ck_scratch(3, shared);
+        ck_parallel_for((int)(items * job.nkb), pack_task, &job);
+    }
+    ck_parallel_for((int)(items * job.mchunks), conv_task, &job);
+}

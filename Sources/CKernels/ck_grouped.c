@@ -1,0 +1,197 @@
+/* Direct convolution for grouped layers with few channels per group (ResNeXt's 32 groups of 4 ... 32
+ * channels), where a GEMM per group would be mostly packing and padding. AVX-512F only; other levels
+ * run such layers through the packed GEMM.
+ *
+ * Per task (one image, one group): the group's input channels are copied once into zero-padded rows,
+ * split by column phase for stride 2 (so every tap reads 16 consecutive floats); then each output row is
+ * computed for blocks of 4 or 8 output channels over 64 or 32 columns, accumulating every (channel, tap)
+ * with a broadcast weight, and stored with bias, residual and ReLU. */
+#include "ck_internal.h"
+
+#include <string.h>
+
+size_t ck_grouped_packed_count(int groups, int out_channels, int in_channels, int kh, int kw) {
+    (void)groups;
+    return (size_t)out_channels * (size_t)(in_channels / groups) * (size_t)kh * (size_t)kw;
+}
+
+int ck_grouped_block(int groups, int out_channels, int out_width) {
+    int og = out_channels / groups;
+    if (og % 16 == 0 && out_width <= 16) return 16;
+    return og % 8 == 0 ? 8 : og % 4 == 0 ? 4 : 0;
+}
+
+void ck_grouped_pack(const float *weight, int groups, int out_channels, int in_channels, int kh, int kw,
+                     float *packed) {
+    const int og = out_channels / groups, ig = in_channels / groups, taps = kh * kw;
+    /* [g][c][tap][o]: the weights of all outputs of a group for one (channel, tap) are contiguous */
+    float *dst = packed;
+    for (int g = 0; g < groups; g++)
+        for (int c = 0; c < ig; c++)
+            for (int t = 0; t < taps; t++)
+                for (int o = 0; o < og; o++) *dst++ = weight[(((size_t)g * og + o) * ig + c) * taps + t];
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define CK_AVX512 __attribute__((target("avx512f,avx2,fma")))
+
+typedef struct grouped_job {
+    const ck_conv *cv;
+    const ck_conv_io *io;
+    int og, ig, ob;
+    int row_chunks, rows_per_chunk; /* output rows split over tasks */
+    int wq; /* floats per phase row */
+    int toff[16]; /* per kernel column: offset of its phase row and column shift */
+} grouped_job;
+
+/* One block of OB output channels over NV vectors of 16 columns starting at x0 in output row oy. */
+#define GROUPED_BLOCK(OB, NV)                                                                               \
+    CK_AVX512 static void block_##OB##x##NV(const grouped_job *j, const float *pad, int rows, const float *w, \
+                                            int oy, int oy0, int x0, float *out, const float *res,            \
+                                            const float *bias, int o0) {                                      \
+        const ck_conv *cv = j->cv;                                                                         \
+        const ck_conv_io *io = j->io;                                                                      \
+        const int s = cv->sw, taps = cv->kh * cv->kw;                                                      \
+        __m512 acc[OB][NV];                                                                                \
+        for (int r = 0; r < OB; r++)                                                                       \
+            for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();                                  \
+        const int kw = cv->kw, kh = cv->kh, og = j->og;                                                    \
+        const size_t cstride = (size_t)rows * s * j->wq, rstride = (size_t)s * j->wq;                      \
+        const float *base = pad + (size_t)(oy - oy0) * cv->sh * rstride + x0;                              \
+        for (int c = 0; c < j->ig; c++) {                                                                  \
+            const float *pc = base + c * cstride;                                                          \
+            for (int ti = 0; ti < kh; ti++) {                                                              \
+                const float *prow = pc + ti * rstride;                                                     \
+                for (int tj = 0; tj < kw; tj++) {                                                          \
+                    const float *src = prow + j->toff[tj];                                                 \
+                    const float *wt = w + ((size_t)c * taps + ti * kw + tj) * og;                          \
+                    __m512 in[NV];                                                                         \
+                    for (int v = 0; v < NV; v++) in[v] = _mm512_loadu_ps(src + 16 * v);                    \
+                    for (int r = 0; r < OB; r++) {                                                         \
+                        __m512 wv = _mm512_set1_ps(wt[r]);                                                 \
+                        for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(wv, in[v], acc[r][v]);     \
+                    }                                                                                      \
+                }                                                                                          \
+            }                                                                                              \
+        }                                                                                                  \
+        const int ow = io->ow;                                                                             \
+        const size_t plane = (size_t)io->oh * ow;                                                          \
+        for (int v = 0; v < NV; v++) {                                                                     \
+            int left = ow - (x0 + 16 * v);                                                                 \
+            if (left <= 0) break;                                                                          \
+            __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);                  \
+            for (int r = 0; r < OB; r++) {                                                                 \
+                const size_t at = (size_t)(o0 + r) * plane + (size_t)oy * ow + x0 + 16 * v;                \
+                __m512 y = _mm512_add_ps(acc[r][v], _mm512_set1_ps(bias ? bias[o0 + r] : 0.0f));           \
+                if (res) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(m, res + at));                         \
+                if (io->relu) y = _mm512_max_ps(_mm512_setzero_ps(), y);                                   \
+                _mm512_mask_storeu_ps(out + at, m, y);                                                     \
+            }                                                                                              \
+        }                                                                                                  \
+    }
+
+GROUPED_BLOCK(16, 1)
+GROUPED_BLOCK(8, 2)
+GROUPED_BLOCK(4, 4)
+
+CK_AVX512 static void grouped_task(void *context, int task, int worker) {
+    (void)worker;
+    const grouped_job *j = context;
+    const ck_conv *cv = j->cv;
+    const ck_conv_io *io = j->io;
+    const int chunk = task % j->row_chunks;
+    task /= j->row_chunks;
+    const int g = task % cv->groups, img = task / cv->groups;
+    const int s = cv->sw, h = io->h, w = io->w;
+    const int oy0 = chunk * j->rows_per_chunk;
+    int oy1 = oy0 + j->rows_per_chunk;
+    if (oy1 > io->oh) oy1 = io->oh;
+    if (oy0 >= oy1) return;
+    /* zero-padded, phase-split copy of the padded rows this chunk reads: [c][row][phase][wq] */
+    const int y0 = oy0 * cv->sh, rows = (oy1 - 1) * cv->sh + cv->kh - y0;
+    float *pad = ck_scratch(1, (size_t)j->ig * rows * s * j->wq);
+    const float *in = io->in + (ptrdiff_t)img * io->in_batch_stride + (size_t)g * j->ig * h * w;
+    for (int c = 0; c < j->ig; c++) {
+        for (int y = 0; y < rows; y++) {
+            const int iy = y0 + y - cv->ph;
+            for (int ph = 0; ph < s; ph++) {
+                float *row = pad + (((size_t)c * rows + y) * s + ph) * j->wq;
+                if (iy < 0 || iy >= h) {
+                    memset(row, 0, (size_t)j->wq * sizeof(float));
+                    continue;
+                }
+                const float *src = in + ((size_t)c * h + iy) * w;
+                /* valid x: 0 <= x * s + ph - pw < w */
+                const int off = ph - cv->pw;
+                int xlo = off >= 0 ? 0 : (-off + s - 1) / s;
+                int xhi = (w - 1 - off) >= 0 ? (w - 1 - off) / s + 1 : 0;
+                if (xhi > j->wq) xhi = j->wq;
+                if (xlo > xhi) xlo = xhi;
+                for (int x = 0; x < xlo; x++) row[x] = 0.0f;
+                if (s == 1) {
+                    memcpy(row + xlo, src + xlo + off, (size_t)(xhi - xlo) * sizeof(float));
+                } else {
+                    for (int x = xlo; x < xhi; x++) row[x] = src[x * s + off];
+                }
+                for (int x = xhi; x < j->wq; x++) row[x] = 0.0f;
+            }
+        }
+    }
+    float *out = io->out + (ptrdiff_t)img * io->out_batch_stride;
+    const float *res = io->residual ? io->residual + (ptrdiff_t)img * io->residual_batch_stride : NULL;
+    const float *wg = cv->packed + (size_t)g * j->og * j->ig * cv->kh * cv->kw;
+    const int step = j->ob == 16 ? 16 : j->ob == 8 ? 32 : 64;
+    for (int b = 0; b < j->og / j->ob; b++) {
+        const float *wb = wg + (size_t)b * j->ob;
+        const int o0 = g * j->og + b * j->ob;
+        for (int oy = oy0; oy < oy1; oy++)
+            for (int x0 = 0; x0 < io->ow; x0 += step) {
+                if (j->ob == 16) block_16x1(j, pad, rows, wb, oy, oy0, x0, out, res, cv->bias, o0);
+                else if (j->ob == 8) block_8x2(j, pad, rows, wb, oy, oy0, x0, out, res, cv->bias, o0);
+                else block_4x4(j, pad, rows, wb, oy, oy0, x0, out, res, cv->bias, o0);
+            }
+    }
+}
+
+void ck_grouped_forward(const ck_conv *cv, const ck_conv_io *io) {
+    grouped_job j;
+    j.cv = cv;
+    j.io = io;
+    j.og = cv->out_channels / cv->groups;
+    j.ig = cv->in_channels / cv->groups;
+    j.ob = ck_grouped_block(cv->groups, cv->out_channels, io->ow);
+    /* columns per phase row: what the last vector of the last block may read, rounded up */
+    const int step = j.ob == 16 ? 16 : j.ob == 8 ? 32 : 64;
+    const int xs = (io->ow + step - 1) / step * step;
+    j.wq = xs + (cv->kw - 1) / cv->sw + 1;
+    j.wq = (j.wq + 15) / 16 * 16;
+    for (int tj = 0; tj < cv->kw && tj < 16; tj++) j.toff[tj] = (tj % cv->sw) * j.wq + tj / cv->sw;
+    /* Split rows when there are too few (image, group) pairs to keep every thread busy. */
+    const int threads = ck_threads();
+    const int pairs = io->batch * cv->groups;
+    j.row_chunks = 1;
+    if (threads > 1 && pairs < 4 * threads) {
+        j.row_chunks = (4 * threads + pairs - 1) / pairs;
+        if (j.row_chunks > io->oh) j.row_chunks = io->oh;
+    }
+    j.rows_per_chunk = (io->oh + j.row_chunks - 1) / j.row_chunks;
+    j.row_chunks = (io->oh + j.rows_per_chunk - 1) / j.rows_per_chunk;
+    ck_parallel_for(pairs * j.row_chunks, grouped_task, &j);
+}
+#else
+void ck_grouped_forward(const ck_conv *cv, const ck_conv_io *io) { (void)cv; (void)io; }
+#endif
+
+int ck_grouped_supported(int groups, int out_channels, int in_channels, int kh, int kw, int sh, int sw, int dh,
+                         int dw) {
+#if defined(__x86_64__)
+    /* groups > 1, or a plain convolution with so few input channels (a stem) that packing would dominate */
+    const int few_inputs = groups == 1 && in_channels <= 4 && kh * kw >= 9;
+    return ck_level() >= CK_LEVEL_AVX512 && (groups > 1 || few_inputs) && (out_channels / groups) % 4 == 0 && kw <= 16 && sh == sw &&
+           sh >= 1 && sh <= 2 && dh == 1 && dw == 1;
+#else
+    (void)groups; (void)out_channels; (void)in_channels; (void)kh; (void)kw; (void)sh; (void)sw; (void)dh; (void)dw;
+    return 0;
+#endif
+}

@@ -1,0 +1,181 @@
+/* The x86 micro-kernels: AVX-512F (12 x 32 in 24 zmm accumulators) and AVX2+FMA (the same tile as four
+ * 6 x 16 blocks of 12 ymm accumulators). Compiled for their ISA with target attributes and only called
+ * after the run-time CPU check in ck_kernel(). */
+#include "ck_internal.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#define CK_AVX512 __attribute__((target("avx512f,avx2,fma")))
+#define CK_AVX2 __attribute__((target("avx2,fma")))
+
+CK_AVX512 static inline __m512 finish512(__m512 v, const float *c, __mmask16 m, int first, int last, float bias,
+                                         const float *res, int relu) {
+    if (!first) v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, c), v);
+    if (last) {
+        v = _mm512_add_ps(v, _mm512_set1_ps(bias));
+        if (res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, res));
+        if (relu) v = _mm512_max_ps(_mm512_setzero_ps(), v);
+    }
+    return v;
+}
+
+#define ROW512(r)                                                                                           \
+    do {                                                                                                    \
+        __m512 ar = _mm512_set1_ps(a[r]);                                                                   \
+        c##r##0 = _mm512_fmadd_ps(ar, b0, c##r##0);                                                         \
+        c##r##1 = _mm512_fmadd_ps(ar, b1, c##r##1);                                                         \
+    } while (0)
+
+#define STORE512(r)                                                                                         \
+    if (r < mv) {                                                                                           \
+        float *cr = c + (ptrdiff_t)(r) * ldc;                                                               \
+        const float *rr = res ? res + (ptrdiff_t)(r) * ldr : NULL;                                          \
+        float bv = bias ? bias[r] : 0.0f;                                                                   \
+        _mm512_mask_storeu_ps(cr, m0, finish512(c##r##0, cr, m0, first, last, bv, rr, relu));               \
+        _mm512_mask_storeu_ps(cr + 16, m1, finish512(c##r##1, cr + 16, m1, first, last, bv, rr ? rr + 16 : NULL, relu)); \
+    }
+
+/* Fewer rows for the last panel of a layer whose output channels are not a multiple of 12 (64 = 5 x 12 +
+ * 4, 32 = 2 x 12 + 8): the same sums per element, without the zero rows. */
+#define SMALL512(R)                                                                                         \
+    CK_AVX512 static void kernel512_##R(int kc, const float *a, const float *b, float *c, ptrdiff_t ldc,    \
+                                        int mv, int nv, int first, int last, const float *bias,            \
+                                        const float *res, ptrdiff_t ldr, int relu) {                       \
+        __m512 acc[R][2];                                                                                  \
+        for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();                           \
+        for (int k = 0; k < kc; k++) {                                                                     \
+            __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);                                    \
+            for (int r = 0; r < R; r++) {                                                                  \
+                __m512 ar = _mm512_set1_ps(a[r]);                                                          \
+                acc[r][0] = _mm512_fmadd_ps(ar, b0, acc[r][0]);                                            \
+                acc[r][1] = _mm512_fmadd_ps(ar, b1, acc[r][1]);                                            \
+            }                                                                                              \
+            a += CK_MR;                                                                                    \
+            b += CK_NR;                                                                                    \
+        }                                                                                                  \
+        __mmask16 m0 = nv >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nv) - 1);                         \
+        __mmask16 m1 = nv >= 32 ? (__mmask16)0xFFFF : nv > 16 ? (__mmask16)((1u << (nv - 16)) - 1) : (__mmask16)0; \
+        for (int r = 0; r < R && r < mv; r++) {                                                            \
+            float *cr = c + (ptrdiff_t)r * ldc;                                                            \
+            const float *rr = res ? res + (ptrdiff_t)r * ldr : NULL;                                       \
+            float bv = bias ? bias[r] : 0.0f;                                                              \
+            _mm512_mask_storeu_ps(cr, m0, finish512(acc[r][0], cr, m0, first, last, bv, rr, relu));         \
+            _mm512_mask_storeu_ps(cr + 16, m1,                                                             \
+                                  finish512(acc[r][1], cr + 16, m1, first, last, bv, rr ? rr + 16 : NULL, relu)); \
+        }                                                                                                  \
+    }
+
+SMALL512(4)
+SMALL512(8)
+
+CK_AVX512 void ck_kernel_avx512(int kc, const float *a, const float *b, float *c, ptrdiff_t ldc, int mv, int nv,
+                                int first, int last, const float *bias, const float *res, ptrdiff_t ldr,
+                                int relu) {
+    if (mv <= 4) {
+        kernel512_4(kc, a, b, c, ldc, mv, nv, first, last, bias, res, ldr, relu);
+        return;
+    }
+    if (mv <= 8) {
+        kernel512_8(kc, a, b, c, ldc, mv, nv, first, last, bias, res, ldr, relu);
+        return;
+    }
+    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00,
+           c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00,
+           c80 = c00, c81 = c00, c90 = c00, c91 = c00, c100 = c00, c101 = c00, c110 = c00, c111 = c00;
+    for (int k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+        ROW512(0); ROW512(1); ROW512(2); ROW512(3); ROW512(4); ROW512(5);
+        ROW512(6); ROW512(7); ROW512(8); ROW512(9); ROW512(10); ROW512(11);
+        a += CK_MR;
+        b += CK_NR;
+    }
+    __mmask16 m0 = nv >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nv) - 1);
+    __mmask16 m1 = nv >= 32 ? (__mmask16)0xFFFF : nv > 16 ? (__mmask16)((1u << (nv - 16)) - 1) : (__mmask16)0;
+    STORE512(0) STORE512(1) STORE512(2) STORE512(3) STORE512(4) STORE512(5)
+    STORE512(6) STORE512(7) STORE512(8) STORE512(9) STORE512(10) STORE512(11)
+}
+
+/* AVX2: one 6 x 16 block; a has row stride CK_MR, b column stride CK_NR. */
+CK_AVX2 static inline __m256 finish256(__m256 v, float *c, __m256i m, int full, int first, int last, float bias,
+                                       const float *res, int relu) {
+    if (!first) v = _mm256_add_ps(full ? _mm256_loadu_ps(c) : _mm256_maskload_ps(c, m), v);
+    if (last) {
+        v = _mm256_add_ps(v, _mm256_set1_ps(bias));
+        if (res) v = _mm256_add_ps(v, full ? _mm256_loadu_ps(res) : _mm256_maskload_ps(res, m));
+        if (relu) v = _mm256_max_ps(_mm256_setzero_ps(), v);
+    }
+    return v;
+}
+
+CK_AVX2 static inline __m256i mask256(int n) {
+    const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), idx);
+}
+
+#define ROW256(r)                                                                                           \
+    do {                                                                                                    \
+        __m256 ar = _mm256_broadcast_ss(a + r);                                                             \
+        c##r##0 = _mm256_fmadd_ps(ar, b0, c##r##0);                                                         \
+        c##r##1 = _mm256_fmadd_ps(ar, b1, c##r##1);                                                         \
+    } while (0)
+
+#define STORE256(r)                                                                                         \
+    if (r < mv) {                                                                                           \
+        float *cr = c + (ptrdiff_t)(r) * ldc;                                                               \
+        const float *rr = res ? res + (ptrdiff_t)(r) * ldr : NULL;                                          \
+        float bv = bias ? bias[r] : 0.0f;                                                                   \
+        if (nv > 0) {                                                                                       \
+            __m256 v = finish256(c##r##0, cr, mk0, nv >= 8, first, last, bv, rr, relu);                      \
+            if (nv >= 8) _mm256_storeu_ps(cr, v); else _mm256_maskstore_ps(cr, mk0, v);                     \
+        }                                                                                                   \
+        if (nv > 8) {                                                                                       \
+            __m256 v = finish256(c##r##1, cr + 8, mk1, nv >= 16, first, last, bv, rr ? rr + 8 : NULL, relu); \
+            if (nv >= 16) _mm256_storeu_ps(cr + 8, v); else _mm256_maskstore_ps(cr + 8, mk1, v);            \
+        }                                                                                                   \
+    }
+
+CK_AVX2 static void kernel6x16(int kc, const float *a, const float *b, float *c, ptrdiff_t ldc, int mv, int nv,
+                               int first, int last, const float *bias, const float *res, ptrdiff_t ldr, int relu) {
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00,
+           c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    for (int k = 0; k < kc; k++) {
+        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+        ROW256(0); ROW256(1); ROW256(2); ROW256(3); ROW256(4); ROW256(5);
+        a += CK_MR;
+        b += CK_NR;
+    }
+    __m256i mk0 = mask256(nv), mk1 = mask256(nv - 8);
+    STORE256(0) STORE256(1) STORE256(2) STORE256(3) STORE256(4) STORE256(5)
+}
+
+CK_AVX2 void ck_kernel_avx2(int kc, const float *a, const float *b, float *c, ptrdiff_t ldc, int mv, int nv,
+                            int first, int last, const float *bias, const float *res, ptrdiff_t ldr, int relu) {
+    for (int half = 0; half < 2; half++) {
+        int rows = mv - half * 6;
+        if (rows <= 0) break;
+        if (rows > 6) rows = 6;
+        const float *ah = a + half * 6;
+        float *ch = c + (ptrdiff_t)half * 6 * ldc;
+        const float *bh = bias ? bias + half * 6 : NULL;
+        const float *rh = res ? res + (ptrdiff_t)half * 6 * ldr : NULL;
+        for (int col = 0; col < 2; col++) {
+            int cols = nv - col * 16;
+            if (cols <= 0) break;
+            if (cols > 16) cols = 16;
+            kernel6x16(kc, ah, b + col * 16, ch + col * 16, ldc, rows, cols, first, last, bh,
+                       rh ? rh + col * 16 : NULL, ldr, relu);
+        }
+    }
+}
+
+#else
+void ck_kernel_avx2(int kc, const float *a, const float *b, float *c, ptrdiff_t ldc, int mv, int nv, int first,
+                    int last, const float *bias, const float *res, ptrdiff_t ldr, int relu) {
+    ck_kernel_portable(kc, a, b, c, ldc, mv, nv, first, last, bias, res, ldr, relu);
+}
+void ck_kernel_avx512(int kc, const float *a, const float *b, float *c, ptrdiff_t ldc, int mv, int nv,
+                      int first, int last, const float *bias, const float *res, ptrdiff_t ldr, int relu) {
+    ck_kernel_portable(kc, a, b, c, ldc, mv, nv, first, last, bias, res, ldr, relu);
+}
+#endif

@@ -1,0 +1,206 @@
+/* CPU detection, the worker pool and per-thread scratch memory. */
+#include "ck_internal.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define CK_PAUSE() _mm_pause()
+#else
+#define CK_PAUSE() ((void)0)
+#endif
+
+/* ---- CPU level --------------------------------------------------------------------------------- */
+
+static atomic_int g_detected = -1;
+static atomic_int g_forced = -1;
+
+int ck_cpu_level(void) {
+    int level = atomic_load(&g_detected);
+    if (level >= 0) return level;
+    level = CK_LEVEL_PORTABLE;
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) level = CK_LEVEL_AVX2;
+    if (level == CK_LEVEL_AVX2 && __builtin_cpu_supports("avx512f")) level = CK_LEVEL_AVX512;
+#endif
+    atomic_store(&g_detected, level);
+    return level;
+}
+
+static _Thread_local int tl_level = -1;
+static _Thread_local int tl_threads = 0;
+
+void ck_set_local_level(int level) { tl_level = level < 0 ? -1 : level; }
+void ck_set_local_threads(int threads) { tl_threads = threads < 1 ? 0 : threads > 64 ? 64 : threads; }
+
+int ck_level(void) {
+    int forced = tl_level >= 0 ? tl_level : atomic_load(&g_forced);
+    int best = ck_cpu_level();
+    return forced >= 0 && forced < best ? forced : best;
+}
+
+int ck_set_level(int level) {
+    atomic_store(&g_forced, level < 0 ? -1 : level);
+    return ck_level();
+}
+
+ck_kernel_fn ck_kernel(void) {
+    switch (ck_level()) {
+#if defined(__x86_64__)
+    case CK_LEVEL_AVX512: return ck_kernel_avx512;
+    case CK_LEVEL_AVX2: return ck_kernel_avx2;
+#endif
+    default: return ck_kernel_portable;
+    }
+}
+
+/* ---- Scratch ----------------------------------------------------------------------------------- */
+
+typedef struct scratch_slots {
+    float *p[4];
+    size_t cap[4];
+} scratch_slots;
+
+static pthread_key_t g_scratch_key;
+static pthread_once_t g_scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *v) {
+    scratch_slots *s = v;
+    free(s->p[0]);
+    free(s->p[1]);
+    free(s->p[2]);
+    free(s->p[3]);
+    free(s);
+}
+
+static void scratch_init(void) { pthread_key_create(&g_scratch_key, scratch_free); }
+
+float *ck_scratch(int slot, size_t count) {
+    pthread_once(&g_scratch_once, scratch_init);
+    scratch_slots *s = pthread_getspecific(g_scratch_key);
+    if (!s) {
+        s = calloc(1, sizeof *s);
+        if (!s) abort();
+        pthread_setspecific(g_scratch_key, s);
+    }
+    if (s->cap[slot] < count) {
+        free(s->p[slot]);
+        size_t bytes = ((count * sizeof(float)) + 63) & ~(size_t)63;
+        s->p[slot] = aligned_alloc(64, bytes);
+        if (!s->p[slot]) abort();
+        s->cap[slot] = count;
+    }
+    return s->p[slot];
+}
+
+/* ---- Worker pool ------------------------------------------------------------------------------- */
+
+#define CK_MAX_THREADS 64
+
+static atomic_int g_threads = 0; /* 0: not set yet, use the CPU count */
+static pthread_mutex_t g_job_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t g_wake_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_wake = PTHREAD_COND_INITIALIZER;
+static atomic_uint g_generation = 0;
+static atomic_int g_next_task = 0;
+static atomic_int g_open = 0;   /* 1 while the current job accepts workers */
+static atomic_int g_active = 0; /* workers inside the current job */
+static int g_task_count = 0;
+static ck_task_fn g_fn = NULL;
+static void *g_context = NULL;
+static int g_started = 0; /* workers started (ids 1 ... g_started); guarded by g_job_lock */
+static atomic_int g_job_threads = 0;
+
+int ck_threads(void) {
+    if (tl_threads > 0) return tl_threads;
+    int t = atomic_load(&g_threads);
+    if (t > 0) return t;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    t = n < 1 ? 1 : n > CK_MAX_THREADS ? CK_MAX_THREADS : (int)n;
+    return t;
+}
+
+void ck_set_threads(int threads) {
+    atomic_store(&g_threads, threads < 1 ? 1 : threads > CK_MAX_THREADS ? CK_MAX_THREADS : threads);
+}
+
+static void run_tasks(int worker) {
+    for (;;) {
+        int t = atomic_fetch_add(&g_next_task, 1);
+        if (t >= g_task_count) break;
+        g_fn(g_context, t, worker);
+    }
+}
+
+static void *worker_main(void *arg) {
+    /* The argument packs the worker id (low 8 bits) and the generation current when it was spawned. */
+    uint64_t packed = (uint64_t)(uintptr_t)arg;
+    int id = (int)(packed & 0xFF);
+    unsigned seen = (unsigned)(packed >> 8);
+    for (;;) {
+        unsigned gen;
+        int spins = 0;
+        while ((gen = atomic_load(&g_generation)) == seen && spins < 4000) {
+            CK_PAUSE();
+            spins++;
+        }
+        if (gen == seen) {
+            pthread_mutex_lock(&g_wake_lock);
+            while ((gen = atomic_load(&g_generation)) == seen) pthread_cond_wait(&g_wake, &g_wake_lock);
+            pthread_mutex_unlock(&g_wake_lock);
+        }
+        /* Join only while the job is open: the poster waits for joined workers, never for late or
+         * sleeping ones (on a busy machine the caller then simply runs the remaining tasks itself). */
+        atomic_fetch_add(&g_active, 1);
+        if (atomic_load(&g_open) && id < atomic_load(&g_job_threads)) {
+            seen = atomic_load(&g_generation);
+            run_tasks(id);
+        } else {
+            seen = gen;
+        }
+        atomic_fetch_sub(&g_active, 1);
+    }
+    return NULL;
+}
+
+void ck_parallel_for(int tasks, ck_task_fn fn, void *context) {
+    if (tasks <= 0) return;
+    int threads = ck_threads();
+    if (threads > tasks) threads = tasks;
+    if (threads <= 1 || pthread_mutex_trylock(&g_job_lock) != 0) {
+        for (int t = 0; t < tasks; t++) fn(context, t, 0);
+        return;
+    }
+    while (g_started < threads - 1) {
+        pthread_t th;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&th, &attr, worker_main,
+                           (void *)(uintptr_t)(((uint64_t)atomic_load(&g_generation) << 8) | (uint64_t)(g_started + 1))) != 0) {
+            pthread_attr_destroy(&attr);
+            break;
+        }
+        pthread_attr_destroy(&attr);
+        g_started++;
+    }
+    if (threads > g_started + 1) threads = g_started + 1;
+    g_fn = fn;
+    g_context = context;
+    g_task_count = tasks;
+    atomic_store(&g_job_threads, threads);
+    atomic_store(&g_next_task, 0);
+    pthread_mutex_lock(&g_wake_lock);
+    atomic_fetch_add(&g_generation, 1);
+    atomic_store(&g_open, 1);
+    pthread_cond_broadcast(&g_wake);
+    pthread_mutex_unlock(&g_wake_lock);
+    run_tasks(0);
+    atomic_store(&g_open, 0);
+    while (atomic_load(&g_active) > 0) CK_PAUSE();
+    pthread_mutex_unlock(&g_job_lock);
+}

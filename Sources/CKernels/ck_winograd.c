@@ -1,0 +1,351 @@
+/* Winograd F(4x4, 3x3) for 3x3 convolutions with stride 1 and padding 1 (Lavin & Gray 2016).
+ *
+ * Per work item (a panel of CK_NR = 32 output tiles of 4x4, and a range of weight panels):
+ *   1. the 6x6 input patches of the 32 tiles are transformed, V = B^T d B, into the packed GEMM layout
+ *      V[36][in_channels][32];
+ *   2. for each panel of CK_MR output channels, 36 GEMMs M[xi] = U[xi] V[xi] (U = G g G^T, packed
+ *      once at load) run through the same micro-kernel as every convolution;
+ *   3. the output transform Y = A^T M A adds bias and residual, applies ReLU and stores the 4x4 tiles.
+ * The transforms are written as loops over the 32 tiles of a panel so that the compiler vectorises them;
+ * they are compiled twice, for AVX-512F and for the baseline, and picked at run time. */
+#include "ck_internal.h"
+
+#include <string.h>
+
+#define T CK_NR /* tiles per panel */
+
+size_t ck_winograd_packed_count(int out_channels, int in_channels) {
+    size_t panels = ((size_t)out_channels + CK_MR - 1) / CK_MR;
+    return 36 * panels * (size_t)in_channels * CK_MR;
+}
+
+void ck_winograd_pack(const float *weight, int out_channels, int in_channels, float *packed) {
+    const int panels = (out_channels + CK_MR - 1) / CK_MR;
+    static const double G[6][3] = {
+        {1.0 / 4, 0, 0},
+        {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+        {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+        {1.0 / 24, 1.0 / 12, 1.0 / 6},
+        {1.0 / 24, -1.0 / 12, 1.0 / 6},
+        {0, 0, 1},
+    };
+    for (int o = 0; o < panels * CK_MR; o++) {
+        for (int c = 0; c < in_channels; c++) {
+            double u[6][6];
+            if (o < out_channels) {
+                const float *g = weight + ((size_t)o * in_channels + c) * 9;
+                double t[6][3];
+                for (int i = 0; i < 6; i++)
+                    for (int j = 0; j < 3; j++) t[i][j] = G[i][0] * g[j] + G[i][1] * g[3 + j] + G[i][2] * g[6 + j];
+                for (int i = 0; i < 6; i++)
+                    for (int j = 0; j < 6; j++) u[i][j] = t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2];
+            } else {
+                memset(u, 0, sizeof u);
+            }
+            const int p = o / CK_MR, r = o % CK_MR;
+            for (int xi = 0; xi < 36; xi++)
+                packed[(((size_t)xi * panels + p) * in_channels + c) * CK_MR + r] = (float)u[xi / 6][xi % 6];
+        }
+    }
+}
+
+typedef struct wino_job {
+    const ck_conv *cv;
+    const ck_conv_io *io;
+    int tiles_y, tiles_x, tiles; /* per image */
+    int panels;                  /* tile panels over the batch */
+    int mp, mchunks, mpc;
+    ck_kernel_fn kernel;
+    int wide;      /* AVX-512 transforms */
+    float *shared; /* when set: every panel's transformed input, made before the GEMMs */
+    float *shared_m; /* few-task mode: every (panel, weight panel)'s 36 GEMM outputs */
+    int cblocks;   /* channel blocks of the shared input transform */
+} wino_job;
+
+/* The tile geometry of one panel. */
+typedef struct panel_tiles {
+    int count;
+    int img[T], oy[T], ox[T];
+} panel_tiles;
+
+/* B^T d B over 32 lanes: in[36][T] (patch element-major) -> out[36 rows, stride xs][T]. */
+#define INPUT_TRANSFORM_BODY                                                                                \
+    float tmp[36][T];                                                                                      \
+    for (int j = 0; j < 6; j++) { /* columns: rows of B^T applied down each column */                     \
+        const float *d0 = in[0 * 6 + j], *d1 = in[1 * 6 + j], *d2 = in[2 * 6 + j];                        \
+        const float *d3 = in[3 * 6 + j], *d4 = in[4 * 6 + j], *d5 = in[5 * 6 + j];                        \
+        for (int l = 0; l < T; l++) {                                                                      \
+            tmp[0 * 6 + j][l] = 4 * d0[l] - 5 * d2[l] + d4[l];                                            \
+            tmp[1 * 6 + j][l] = -4 * d1[l] - 4 * d2[l] + d3[l] + d4[l];                                   \
+            tmp[2 * 6 + j][l] = 4 * d1[l] - 4 * d2[l] - d3[l] + d4[l];                                    \
+            tmp[3 * 6 + j][l] = -2 * d1[l] - d2[l] + 2 * d3[l] + d4[l];                                   \
+            tmp[4 * 6 + j][l] = 2 * d1[l] - d2[l] - 2 * d3[l] + d4[l];                                    \
+            tmp[5 * 6 + j][l] = 4 * d1[l] - 5 * d3[l] + d5[l];                                            \
+        }                                                                                                  \
+    }                                                                                                      \
+    for (int i = 0; i < 6; i++) { /* rows */                                                               \
+        const float *d0 = tmp[i * 6 + 0], *d1 = tmp[i * 6 + 1], *d2 = tmp[i * 6 + 2];                      \
+        const float *d3 = tmp[i * 6 + 3], *d4 = tmp[i * 6 + 4], *d5 = tmp[i * 6 + 5];                      \
+        float *o0 = out + (i * 6 + 0) * xs, *o1 = out + (i * 6 + 1) * xs, *o2 = out + (i * 6 + 2) * xs;  \
+        float *o3 = out + (i * 6 + 3) * xs, *o4 = out + (i * 6 + 4) * xs, *o5 = out + (i * 6 + 5) * xs;  \
+        for (int l = 0; l < T; l++) {                                                                      \
+            o0[l] = 4 * d0[l] - 5 * d2[l] + d4[l];                                                        \
+            o1[l] = -4 * d1[l] - 4 * d2[l] + d3[l] + d4[l];                                               \
+            o2[l] = 4 * d1[l] - 4 * d2[l] - d3[l] + d4[l];                                                \
+            o3[l] = -2 * d1[l] - d2[l] + 2 * d3[l] + d4[l];                                               \
+            o4[l] = 2 * d1[l] - d2[l] - 2 * d3[l] + d4[l];                                                \
+            o5[l] = 4 * d1[l] - 5 * d3[l] + d5[l];                                                        \
+        }                                                                                                  \
+    }
+
+/* A^T m A over 32 lanes: m[36 rows, stride ms][T] -> y[16][T]. */
+#define OUTPUT_TRANSFORM_BODY                                                                               \
+    float tmp[24][T];                                                                                      \
+    for (int j = 0; j < 6; j++) {                                                                          \
+        const float *m0 = m + (0 * 6 + j) * ms, *m1 = m + (1 * 6 + j) * ms, *m2 = m + (2 * 6 + j) * ms;   \
+        const float *m3 = m + (3 * 6 + j) * ms, *m4 = m + (4 * 6 + j) * ms, *m5 = m + (5 * 6 + j) * ms;   \
+        for (int l = 0; l < T; l++) {                                                                      \
+            float a = m1[l] + m2[l], b = m1[l] - m2[l], c = m3[l] + m4[l], d = m3[l] - m4[l];              \
+            tmp[0 * 6 + j][l] = m0[l] + a + c;                                                            \
+            tmp[1 * 6 + j][l] = b + 2 * d;                                                                 \
+            tmp[2 * 6 + j][l] = a + 4 * c;                                                                 \
+            tmp[3 * 6 + j][l] = b + 8 * d + m5[l];                                                         \
+        }                                                                                                  \
+    }                                                                                                      \
+    for (int i = 0; i < 4; i++) {                                                                          \
+        const float *m0 = tmp[i * 6 + 0], *m1 = tmp[i * 6 + 1], *m2 = tmp[i * 6 + 2];                      \
+        const float *m3 = tmp[i * 6 + 3], *m4 = tmp[i * 6 + 4], *m5 = tmp[i * 6 + 5];                      \
+        for (int l = 0; l < T; l++) {                                                                      \
+            float a = m1[l] + m2[l], b = m1[l] - m2[l], c = m3[l] + m4[l], d = m3[l] - m4[l];              \
+            y[i * 4 + 0][l] = m0[l] + a + c;                                                               \
+            y[i * 4 + 1][l] = b + 2 * d;                                                                   \
+            y[i * 4 + 2][l] = a + 4 * c;                                                                   \
+            y[i * 4 + 3][l] = b + 8 * d + m5[l];                                                           \
+        }                                                                                                  \
+    }
+
+static void input_transform_portable(float (*in)[T], float *out, ptrdiff_t xs) { INPUT_TRANSFORM_BODY }
+static void output_transform_portable(const float *m, ptrdiff_t ms, float (*y)[T]) { OUTPUT_TRANSFORM_BODY }
+#if defined(__x86_64__)
+__attribute__((target("avx512f,avx2,fma"))) static void input_transform_avx512(float (*in)[T], float *out,
+                                                                               ptrdiff_t xs) {
+    INPUT_TRANSFORM_BODY
+}
+__attribute__((target("avx512f,avx2,fma"))) static void output_transform_avx512(const float *m, ptrdiff_t ms,
+                                                                                float (*y)[T]) {
+    OUTPUT_TRANSFORM_BODY
+}
+#endif
+
+/* Gathers the 6x6 patch of every tile of the panel for channel ch into patch[36][T] (zero outside). */
+static void gather_patches(const wino_job *job, const panel_tiles *pt, int ch, float (*patch)[T]) {
+    const ck_conv_io *io = job->io;
+    const int h = io->h, w = io->w;
+    for (int l = 0; l < T; l++) {
+        if (l >= pt->count) {
+            for (int k = 0; k < 36; k++) patch[k][l] = 0;
+            continue;
+        }
+        const float *src = io->in + (ptrdiff_t)pt->img[l] * io->in_batch_stride + (ptrdiff_t)ch * h * w;
+        const int y0 = pt->oy[l] - 1, x0 = pt->ox[l] - 1;
+        if (y0 >= 0 && x0 >= 0 && y0 + 6 <= h && x0 + 6 <= w) {
+            const float *p = src + (ptrdiff_t)y0 * w + x0;
+            for (int r = 0; r < 6; r++, p += w)
+                for (int c = 0; c < 6; c++) patch[r * 6 + c][l] = p[c];
+        } else {
+            for (int r = 0; r < 6; r++) {
+                const int y = y0 + r;
+                for (int c = 0; c < 6; c++) {
+                    const int x = x0 + c;
+                    patch[r * 6 + c][l] = (y >= 0 && y < h && x >= 0 && x < w) ? src[(ptrdiff_t)y * w + x] : 0.0f;
+                }
+            }
+        }
+    }
+}
+
+static void panel_setup(const wino_job *job, int panel, panel_tiles *pt) {
+    const ck_conv_io *io = job->io;
+    pt->count = 0;
+    const int total = io->batch * job->tiles;
+    for (int l = 0; l < T; l++) {
+        const int t = panel * T + l;
+        if (t >= total) break;
+        const int img = t / job->tiles, r = t % job->tiles;
+        pt->img[l] = img;
+        pt->oy[l] = (r / job->tiles_x) * 4;
+        pt->ox[l] = (r % job->tiles_x) * 4;
+        pt->count++;
+    }
+}
+
+/* Input transform of channels [c0, c1) of a panel into v ([36][cin][T]). */
+static void transform_input(const wino_job *job, const panel_tiles *pt, int c0, int c1, float *v) {
+    const int cin = job->cv->in_channels;
+    float patch[36][T] __attribute__((aligned(64)));
+    for (int ch = c0; ch < c1; ch++) {
+        gather_patches(job, pt, ch, patch);
+#if defined(__x86_64__)
+        if (job->wide) input_transform_avx512(patch, v + (size_t)ch * T, (ptrdiff_t)cin * T);
+        else
+#endif
+            input_transform_portable(patch, v + (size_t)ch * T, (ptrdiff_t)cin * T);
+    }
+}
+
+static void wino_transform_task(void *context, int task, int worker) {
+    (void)worker;
+    const wino_job *job = context;
+    const int cb = task % job->cblocks, panel = task / job->cblocks;
+    const int cin = job->cv->in_channels, per = (cin + job->cblocks - 1) / job->cblocks;
+    const int c0 = cb * per, c1 = c0 + per > cin ? cin : c0 + per;
+    if (c0 >= c1) return;
+    panel_tiles pt;
+    panel_setup(job, panel, &pt);
+    transform_input(job, &pt, c0, c1, job->shared + (size_t)panel * 36 * cin * T);
+}
+
+/* Output transform of weight panel p of a panel from m ([36][CK_MR][T]): bias, residual, ReLU, store. */
+static void output_stage(const wino_job *job, const panel_tiles *pt, int p, const float *m) {
+    const ck_conv *cv = job->cv;
+    const ck_conv_io *io = job->io;
+    float y[16][T] __attribute__((aligned(64)));
+    const int oh = io->oh, ow = io->ow;
+    int mv = cv->out_channels - p * CK_MR;
+    if (mv > CK_MR) mv = CK_MR;
+    for (int r = 0; r < mv; r++) {
+        const int o = p * CK_MR + r;
+#if defined(__x86_64__)
+        if (job->wide) output_transform_avx512(m + (size_t)r * T, (ptrdiff_t)CK_MR * T, y);
+        else
+#endif
+            output_transform_portable(m + (size_t)r * T, (ptrdiff_t)CK_MR * T, y);
+        const float bias = cv->bias ? cv->bias[o] : 0.0f;
+        for (int l = 0; l < pt->count; l++) {
+            float *dst = io->out + (ptrdiff_t)pt->img[l] * io->out_batch_stride + (ptrdiff_t)o * oh * ow;
+            const float *res = io->residual ? io->residual + (ptrdiff_t)pt->img[l] * io->residual_batch_stride +
+                                                  (ptrdiff_t)o * oh * ow
+                                            : NULL;
+            const int uy = oh - pt->oy[l] < 4 ? oh - pt->oy[l] : 4;
+            const int ux = ow - pt->ox[l] < 4 ? ow - pt->ox[l] : 4;
+            for (int u = 0; u < uy; u++) {
+                const ptrdiff_t at = (ptrdiff_t)(pt->oy[l] + u) * ow + pt->ox[l];
+                for (int x = 0; x < ux; x++) {
+                    float val = y[u * 4 + x][l] + bias;
+                    if (res) val += res[at + x];
+                    if (io->relu) val = val < 0 ? 0 : val;
+                    dst[at + x] = val;
+                }
+            }
+        }
+    }
+}
+
+static void wino_task(void *context, int task, int worker) {
+    (void)worker;
+    const wino_job *job = context;
+    const ck_conv *cv = job->cv;
+    const int cin = cv->in_channels;
+    const int mchunk = task % job->mchunks, panel = task / job->mchunks;
+    const int p0 = mchunk * job->mpc;
+    int p1 = p0 + job->mpc;
+    if (p1 > job->mp) p1 = job->mp;
+    if (p0 >= p1) return;
+
+    panel_tiles pt;
+    panel_setup(job, panel, &pt);
+
+    /* 1. input transform into V[36][cin][T] (or the shared one, made beforehand) */
+    float *v;
+    if (job->shared) {
+        v = job->shared + (size_t)panel * 36 * cin * T;
+    } else {
+        v = ck_scratch(1, (size_t)36 * cin * T);
+        transform_input(job, &pt, 0, cin, v);
+    }
+
+    /* 2-3. per weight panel: 36 GEMMs, then the output transform */
+    float *m = ck_scratch(2, (size_t)36 * CK_MR * T);
+    for (int p = p0; p < p1; p++) {
+        const int rows = cv->out_channels - p * CK_MR < CK_MR ? cv->out_channels - p * CK_MR : CK_MR;
+        for (int xi = 0; xi < 36; xi++) {
+            const float *a = cv->packed + ((size_t)xi * job->mp + p) * cin * CK_MR;
+            job->kernel(cin, a, v + (size_t)xi * cin * T, m + (size_t)xi * CK_MR * T, T, rows, T, 1, 1, NULL, NULL, 0, 0);
+        }
+        output_stage(job, &pt, p, m);
+    }
+}
+
+/* Few-task mode, phase 2: the GEMMs of (panel, weight panel, block of 6 positions) into a shared M. */
+static float *shared_m(const wino_job *job, int panel, int p) {
+    return job->shared_m + ((size_t)panel * job->mp + p) * 36 * CK_MR * T;
+}
+
+static void wino_gemm_task(void *context, int task, int worker) {
+    (void)worker;
+    const wino_job *job = context;
+    const ck_conv *cv = job->cv;
+    const int cin = cv->in_channels;
+    const int xb = task % 6, p = (task / 6) % job->mp, panel = task / 6 / job->mp;
+    const float *v = job->shared + (size_t)panel * 36 * cin * T;
+    float *m = shared_m(job, panel, p);
+    const int rows = cv->out_channels - p * CK_MR < CK_MR ? cv->out_channels - p * CK_MR : CK_MR;
+    for (int xi = xb * 6; xi < xb * 6 + 6; xi++) {
+        const float *a = cv->packed + ((size_t)xi * job->mp + p) * cin * CK_MR;
+        job->kernel(cin, a, v + (size_t)xi * cin * T, m + (size_t)xi * CK_MR * T, T, rows, T, 1, 1, NULL, NULL, 0, 0);
+    }
+}
+
+static void wino_output_task(void *context, int task, int worker) {
+    (void)worker;
+    const wino_job *job = context;
+    const int p = task % job->mp, panel = task / job->mp;
+    panel_tiles pt;
+    panel_setup(job, panel, &pt);
+    output_stage(job, &pt, p, shared_m(job, panel, p));
+}
+
+void ck_winograd_forward(const ck_conv *cv, const ck_conv_io *io) {
+    wino_job job;
+    job.cv = cv;
+    job.io = io;
+    if (io->batch <= 0 || io->oh <= 0 || io->ow <= 0) return;
+    job.tiles_y = (io->oh + 3) / 4;
+    job.tiles_x = (io->ow + 3) / 4;
+    job.tiles = job.tiles_y * job.tiles_x;
+    job.panels = (io->batch * job.tiles + T - 1) / T;
+    job.mp = (cv->out_channels + CK_MR - 1) / CK_MR;
+    job.kernel = ck_kernel();
+#if defined(__x86_64__)
+    job.wide = ck_level() >= CK_LEVEL_AVX512;
+#else
+    job.wide = 0;
+#endif
+    int threads = ck_threads();
+    job.mchunks = 1;
+    if (threads > 1 && job.panels < 4 * threads) {
+        int want = (4 * threads + job.panels - 1) / job.panels;
+        job.mchunks = want > job.mp ? job.mp : want;
+    }
+    job.mpc = (job.mp + job.mchunks - 1) / job.mchunks;
+    job.mchunks = (job.mp + job.mpc - 1) / job.mpc;
+    /* Several weight chunks per panel would each transform the same input: transform every panel once,
+     * in parallel, into a shared buffer first (when it is not too large). */
+    job.shared = NULL;
+    job.cblocks = 1;
+    const size_t shared = (size_t)job.panels * 36 * cv->in_channels * T;
+    if (job.mchunks > 1 && shared <= ((size_t)8 << 20)) {
+        job.shared = ck_scratch(3, shared);
+        job.cblocks = (4 * threads + job.panels - 1) / job.panels;
+        if (job.cblocks > cv->in_channels) job.cblocks = cv->in_channels;
+        ck_parallel_for(job.panels * job.cblocks, wino_transform_task, &job);
+    }
+    if (job.shared && job.panels * job.mp < 4 * threads) {
+        /* Too few (panel, weight panel) pairs to balance the threads: split the GEMMs by position too. */
+        job.shared_m = ck_scratch(2, (size_t)job.panels * job.mp * 36 * CK_MR * T);
+        ck_parallel_for(job.panels * job.mp * 6, wino_gemm_task, &job);
+        ck_parallel_for(job.panels * job.mp, wino_output_task, &job);
+        return;
+    }
+    ck_parallel_for(job.panels * job.mchunks, wino_task, &job);
+}

@@ -1,0 +1,154 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#elseif canImport(Musl)
+    import Musl
+#endif
+import CKernels
+
+/// A 64-byte aligned float buffer owned by one object (packed weights, transformed weights, biases).
+final class AlignedFloats: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<Float>
+    let count: Int
+
+    init(count: Int) {
+        self.count = count
+        let bytes = max(64, (count * MemoryLayout<Float>.stride + 63) & ~63)
+        var raw: UnsafeMutableRawPointer?
+        guard posix_memalign(&raw, 64, bytes) == 0, let raw else { fatalError("out of memory: \(bytes) bytes") }
+        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+    }
+
+    convenience init(_ values: [Float]) {
+        self.init(count: values.count)
+        values.withUnsafeBufferPointer { pointer.update(from: $0.baseAddress!, count: values.count) }
+    }
+
+    deinit { free(pointer) }
+}
+
+/// A convolution's weights in the engine's layout: packed GEMM panels, or the 36 Winograd matrices for
+/// 3x3 stride-1 convolutions where that is faster. Built once, then read by every call.
+final class ConvKernelWeights: @unchecked Sendable {
+    let config: Conv2dConfig
+    let packed: AlignedFloats
+    let bias: AlignedFloats?
+
+    /// Whether `packed` holds the 36 Winograd F(4x4, 3x3) matrices instead of GEMM panels.
+    let winograd: Bool
+    /// Whether `packed` holds reordered weights for the direct grouped kernel instead of GEMM panels.
+    let grouped: Bool
+
+    /// Whether a geometry may run as Winograd F(4x4, 3x3): 3x3, stride 1, padding 1, no dilation or groups,
+    /// and at most 128 channels in and out. Wider layers occur at 14x14 and below in these networks, where
+    /// few tiles share each transformed weight (4x the size of the original): measured in whole networks
+    /// they ran slower than the packed GEMM, and they would multiply the weight memory.
+    static func winogradEligible(_ c: Conv2dConfig) -> Bool {
+        c.kernelH == 3 && c.kernelW == 3 && c.strideH == 1 && c.strideW == 1 && c.padH == 1 && c.padW == 1
+            && c.dilationH == 1 && c.dilationW == 1 && c.groups == 1 && c.inChannels <= 128 && c.outChannels <= 128
+    }
+
+    /// Whether the direct grouped kernel runs this geometry on this CPU (groups > 1 with a multiple of 4
+    /// outputs per group, AVX-512F).
+    static func groupedEligible(_ c: Conv2dConfig) -> Bool {
+        ck_grouped_supported(
+            Int32(c.groups), Int32(c.outChannels), Int32(c.inChannels), Int32(c.kernelH), Int32(c.kernelW),
+            Int32(c.strideH), Int32(c.strideW), Int32(c.dilationH), Int32(c.dilationW)) != 0
+    }
+
+    /// Packs `weight` (OIHW). With `specialize`, a geometry that has a faster dedicated path is prepared
+    /// for it: Winograd for eligible 3x3 stride-1 layers, the direct kernel for grouped layers.
+    init(config c: Conv2dConfig, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, specialize: Bool = false) {
+        config = c
+        winograd = specialize && Self.winogradEligible(c)
+        grouped = specialize && !winograd && Self.groupedEligible(c)
+        if grouped {
+            packed = AlignedFloats(count: ck_grouped_packed_count(
+                Int32(c.groups), Int32(c.outChannels), Int32(c.inChannels), Int32(c.kernelH), Int32(c.kernelW)))
+            ck_grouped_pack(
+                weight, Int32(c.groups), Int32(c.outChannels), Int32(c.inChannels), Int32(c.kernelH), Int32(c.kernelW),
+                packed.pointer)
+        } else if winograd {
+            packed = AlignedFloats(count: ck_winograd_packed_count(Int32(c.outChannels), Int32(c.inChannels)))
+            ck_winograd_pack(weight, Int32(c.outChannels), Int32(c.inChannels), packed.pointer)
+        } else {
+            let count = ck_conv_packed_count(
+                Int32(c.groups), Int32(c.outChannels), Int32(c.inChannels), Int32(c.kernelH), Int32(c.kernelW))
+            packed = AlignedFloats(count: count)
+            ck_conv_pack(
+                weight, Int32(c.groups), Int32(c.outChannels), Int32(c.inChannels), Int32(c.kernelH), Int32(c.kernelW),
+                packed.pointer)
+        }
+        if let bias {
+            let b = AlignedFloats(count: c.outChannels)
+            b.pointer.update(from: bias, count: c.outChannels)
+            self.bias = b
+        } else {
+            self.bias = nil
+        }
+    }
+
+    /// Bytes held.
+    var byteCount: Int { (packed.count + (bias?.count ?? 0)) * MemoryLayout<Float>.stride }
+
+    /// Runs the convolution on raw NCHW buffers (see `ck_conv_io`); sizes must be validated by the caller.
+    func run(
+        batch: Int, h: Int, w: Int, outH: Int, outW: Int,
+        input: UnsafePointer<Float>, inputImageStride: Int,
+        output: UnsafeMutablePointer<Float>, outputImageStride: Int,
+        residual: UnsafePointer<Float>?, residualImageStride: Int,
+        inputScale: UnsafePointer<Float>?, inputShift: UnsafePointer<Float>?,
+        relu: Bool
+    ) {
+        let c = config
+        var cv = ck_conv(
+            groups: Int32(c.groups), in_channels: Int32(c.inChannels), out_channels: Int32(c.outChannels),
+            kh: Int32(c.kernelH), kw: Int32(c.kernelW), sh: Int32(c.strideH), sw: Int32(c.strideW),
+            ph: Int32(c.padH), pw: Int32(c.padW), dh: Int32(c.dilationH), dw: Int32(c.dilationW),
+            packed: UnsafePointer(packed.pointer), bias: bias.map { UnsafePointer($0.pointer) })
+        var io = ck_conv_io(
+            batch: Int32(batch), h: Int32(h), w: Int32(w), oh: Int32(outH), ow: Int32(outW),
+            in: input, in_batch_stride: inputImageStride,
+            out: output, out_batch_stride: outputImageStride,
+            residual: residual, residual_batch_stride: residualImageStride,
+            in_scale: inputScale, in_shift: inputShift, relu: relu ? 1 : 0)
+        if !winograd && !grouped {
+            ck_conv_forward(&cv, &io)
+        } else if inputScale == nil {
+            if winograd { ck_winograd_forward(&cv, &io) } else { ck_grouped_forward(&cv, &io) }
+        } else {
+            // These paths take no input prologue: apply it into a temporary first (no graph does this).
+            let plane = h * w
+            var staged = [Float](repeating: 0, count: batch * c.inChannels * plane)
+            staged.withUnsafeMutableBufferPointer { t in
+                ck_affine_channels(
+                    input, inputImageStride, t.baseAddress!, c.inChannels * plane, Int32(batch), Int32(c.inChannels), plane,
+                    inputScale, inputShift, 1)
+                io.in = UnsafePointer(t.baseAddress!)
+                io.in_batch_stride = c.inChannels * plane
+                io.in_scale = nil
+                io.in_shift = nil
+                if winograd { ck_winograd_forward(&cv, &io) } else { ck_grouped_forward(&cv, &io) }
+            }
+        }
+    }
+}
+
+/// Packs a convolution's weights on first use, once, safely from any thread.
+final class ConvKernelCache: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    private var value: ConvKernelWeights?
+
+    init() { pthread_mutex_init(&mutex, nil) }
+    deinit { pthread_mutex_destroy(&mutex) }
+
+    func get(_ make: () -> ConvKernelWeights) -> ConvKernelWeights {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        if let value { return value }
+        let made = make()
+        value = made
+        return made
+    }
+}

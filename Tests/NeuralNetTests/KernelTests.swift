@@ -1,0 +1,315 @@
+import Testing
+
+@testable import NeuralNet
+
+/// The engine's kernels (`CKernels`) against the reference paths: the CBLAS im2col convolution
+/// (`Conv2d.forwardReference`, which the torch goldens in ConvGoldenTests also pin) and the Tensor ops.
+///
+/// Bounds, as max |ours - reference| / max |reference|: 1e-5 for the packed GEMM and the direct grouped
+/// kernel (they only reorder the same float32 sums; measured <= 4e-7), 2e-5 for Winograd F(4x4, 3x3)
+/// (its transforms round differently; measured <= 8e-6 at 128 channels); pooling and copies exact.
+/// Every convolution case runs at every instruction-set level this CPU has (AVX-512F, AVX2+FMA,
+/// portable C) and with 1 and 2 threads; results must not depend on the thread count at all.
+@Suite("Kernels", .serialized)
+struct KernelTests {
+    /// A deterministic pseudo-random vector in [-1, 1).
+    static func values(_ count: Int, seed: UInt64) -> [Float] {
+        var state = seed
+        return (0..<count).map { _ in
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Float(Int32(truncatingIfNeeded: state >> 32)) / Float(Int32.max)
+        }
+    }
+
+    static func conv(_ c: Conv2dConfig, seed: UInt64 = 11, bias: Bool = true) throws -> Conv2d {
+        let n = c.weightShape.reduce(1, *)
+        let scale = 1 / Float(c.inChannelsPerGroup * c.kernelH * c.kernelW).squareRoot()
+        return try Conv2d(
+            config: c, weight: values(n, seed: seed).map { $0 * scale },
+            bias: bias ? values(c.outChannels, seed: seed + 1) : nil)
+    }
+
+    /// The CBLAS reference forward pass.
+    static func reference(_ conv: Conv2d, _ x: Tensor, activation: Activation = .none) throws -> Tensor {
+        let (n, _, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (oh, ow) = try conv.config.outputSize(h: h, w: w)
+        var out = [Float](repeating: 0, count: n * conv.config.outChannels * oh * ow)
+        var scratch = [Float](repeating: 0, count: max(1, conv.scratchCount(outH: oh, outW: ow)))
+        x.data.withUnsafeBufferPointer { input in
+            out.withUnsafeMutableBufferPointer { o in
+                scratch.withUnsafeMutableBufferPointer { s in
+                    conv.forwardReference(
+                        images: n, h: h, w: w, outH: oh, outW: ow, input: input.baseAddress!, output: o.baseAddress!,
+                        scratch: s.baseAddress, activation: activation)
+                }
+            }
+        }
+        return try Tensor(shape: [n, conv.config.outChannels, oh, ow], data: out)
+    }
+
+    /// max |a - b| / max |b|.
+    static func relativeError(_ a: [Float], _ b: [Float]) -> Double {
+        precondition(a.count == b.count)
+        var diff = 0.0, scale = 0.0
+        for i in 0..<a.count {
+            diff = max(diff, abs(Double(a[i]) - Double(b[i])))
+            scale = max(scale, abs(Double(b[i])))
+        }
+        return scale > 0 ? diff / scale : diff
+    }
+
+    /// Runs `body` at every instruction-set level the CPU supports and with 1 and 2 threads (overrides
+    /// local to this thread, so concurrently running suites are unaffected).
+    static func everyPath(_ body: (Engine.InstructionSet, Int) throws -> Void) rethrows {
+        for set in Engine.InstructionSet.allCases where set <= Engine.supportedInstructionSet {
+            for t in [1, 2] {
+                try Engine.withOverrides(instructionSet: set, threads: t) { try body(set, t) }
+            }
+        }
+    }
+
+    /// (geometry, input [N, C, H, W]): every lowering of the packed GEMM, edge tiles in both directions,
+    /// output channels that are not a multiple of the 12-row panel, several images with small planes
+    /// (their columns are packed across images) and grouped layers.
+    static let cases: [(Conv2dConfig, [Int])] = [
+        (Conv2dConfig(inChannels: 20, outChannels: 30, kernel: 1), [2, 20, 9, 7]),
+        (Conv2dConfig(inChannels: 16, outChannels: 24, kernel: 1), [1, 16, 16, 16]),
+        (Conv2dConfig(inChannels: 12, outChannels: 13, kernel: 1, stride: 2), [3, 12, 11, 10]),
+        (Conv2dConfig(inChannels: 9, outChannels: 25, kernel: 3, padding: 1), [2, 9, 13, 11]),
+        (Conv2dConfig(inChannels: 8, outChannels: 16, kernel: 3, stride: 2, padding: 1), [1, 8, 17, 15]),
+        (Conv2dConfig(inChannels: 3, outChannels: 16, kernel: 7, stride: 2, padding: 3), [2, 3, 23, 19]),
+        (Conv2dConfig(inChannels: 300, outChannels: 14, kernel: 1), [1, 300, 5, 6]),
+        (Conv2dConfig(inChannels: 32, outChannels: 32, kernel: 3, stride: 2, padding: 1, groups: 8), [2, 32, 9, 9]),
+        (Conv2dConfig(inChannels: 64, outChannels: 64, kernel: 3, padding: 1, groups: 16), [1, 64, 10, 12]),
+        (Conv2dConfig(inChannels: 6, outChannels: 6, kernel: 3, padding: 1, groups: 6), [1, 6, 8, 8]),
+        (Conv2dConfig(inChannels: 5, outChannels: 7, kernel: 3, padding: 2, dilation: 2), [1, 5, 9, 9]),
+    ]
+
+    @Test("packed GEMM convolution matches the CBLAS reference at every level and thread count (1e-5)")
+    func gemmConvolution() throws {
+        var worst = 0.0
+        for (i, (config, shape)) in Self.cases.enumerated() {
+            let conv = try Self.conv(config, seed: UInt64(i + 1))
+            let x = try Tensor(shape: shape, data: Self.values(shape.reduce(1, *), seed: UInt64(100 + i)))
+            let ref = try Self.reference(conv, x, activation: .relu)
+            var first: [Float]?
+            try Self.everyPath { set, threads in
+                let y = try conv(x, activation: .relu)
+                let e = Self.relativeError(y.data, ref.data)
+                worst = max(worst, e)
+                #expect(e <= 1e-5, "case \(i) \(config) at \(set), \(threads) thread(s): relative error \(e)")
+                if set == Engine.supportedInstructionSet {
+                    if let f = first {
+                        #expect(f.elementsEqual(y.data) { $0.bitPattern == $1.bitPattern }, "case \(i): thread count changed the result")
+                    } else {
+                        first = y.data
+                    }
+                }
+            }
+        }
+        print("kernels: packed GEMM worst relative error \(worst)")
+    }
+
+    /// A prepared convolution with everything fused: `relu(conv(relu(x * s + t)) + residual)`, where x is
+    /// a channel slice of a larger buffer and the output goes into a channel slice of another.
+    static func preparedCase(_ config: Conv2dConfig, n: Int, h: Int, w: Int, prologue: Bool, seed: UInt64) throws -> (ours: [Float], reference: [Float], prepared: PreparedConv2d) {
+        let conv = try Self.conv(config, seed: seed)
+        let prepared = PreparedConv2d(conv)
+        let (oh, ow) = prepared.outputSize(height: h, width: w)
+        let cin = config.inChannels, cout = config.outChannels
+        // Input: the first cin channels of a [n, cin + 3, h, w] buffer; output: channels 2 ..< 2 + cout of [n, cout + 5, oh, ow].
+        let inStride = (cin + 3) * h * w, outStride = (cout + 5) * oh * ow
+        let big = Self.values(n * inStride, seed: seed + 7)
+        let scale = Self.values(cin, seed: seed + 8).map { 0.5 + abs($0) }
+        let shift = Self.values(cin, seed: seed + 9).map { $0 * 0.3 }
+        let residual = Self.values(n * cout * oh * ow, seed: seed + 10)
+        var out = [Float](repeating: .nan, count: n * outStride)
+        big.withUnsafeBufferPointer { x in
+            scale.withUnsafeBufferPointer { s in
+                shift.withUnsafeBufferPointer { t in
+                    residual.withUnsafeBufferPointer { r in
+                        out.withUnsafeMutableBufferPointer { o in
+                            prepared.run(
+                                batch: n, height: h, width: w, input: x.baseAddress!, inputImageStride: inStride,
+                                output: o.baseAddress! + 2 * oh * ow, outputImageStride: outStride,
+                                residual: r.baseAddress!, residualImageStride: cout * oh * ow,
+                                inputScale: prologue ? s.baseAddress : nil, inputShift: prologue ? t.baseAddress : nil,
+                                activation: .relu)
+                        }
+                    }
+                }
+            }
+        }
+        // Reference: slice, batch norm + ReLU (as BatchNorm2d applies it), CBLAS conv, add, ReLU.
+        var sliced = [Float]()
+        for i in 0..<n {
+            let start: Int = i * inStride
+            sliced += big[start..<(start + cin * h * w)]
+        }
+        var x = try Tensor(shape: [n, cin, h, w], data: sliced)
+        if prologue {
+            let bn = try BatchNorm2d(weight: scale, bias: shift, runningMean: [Float](repeating: 0, count: cin),
+                                     runningVar: [Float](repeating: 1, count: cin), eps: 0)
+            x = try bn(x, activation: .relu)
+        }
+        let y = try Ops.add(try Self.reference(conv, x), try Tensor(shape: [n, cout, oh, ow], data: residual), activation: .relu)
+        var ours = [Float]()
+        let plane = oh * ow
+        for i in 0..<n {
+            let start: Int = i * outStride + 2 * plane
+            let end: Int = start + cout * plane
+            ours += out[start..<end]
+        }
+        return (ours, y.data, prepared)
+    }
+
+    @Test("prepared convolutions: GEMM with input prologue, Winograd, direct grouped; strided slices, residual, ReLU")
+    func prepared() throws {
+        struct Case {
+            let config: Conv2dConfig
+            let n: Int, h: Int, w: Int
+            let prologue: Bool, winograd: Bool
+            let bound: Double
+        }
+        let cases: [Case] = [
+            Case(config: Conv2dConfig(inChannels: 40, outChannels: 24, kernel: 1), n: 2, h: 7, w: 9, prologue: true, winograd: false, bound: 1e-5),
+            Case(config: Conv2dConfig(inChannels: 16, outChannels: 20, kernel: 3, padding: 1), n: 2, h: 13, w: 10, prologue: false, winograd: true, bound: 2e-5),
+            Case(config: Conv2dConfig(inChannels: 128, outChannels: 32, kernel: 3, padding: 1), n: 1, h: 9, w: 9, prologue: false, winograd: true, bound: 2e-5),
+            Case(config: Conv2dConfig(inChannels: 16, outChannels: 20, kernel: 3, padding: 1), n: 1, h: 10, w: 7, prologue: true, winograd: true, bound: 2e-5),
+            Case(config: Conv2dConfig(inChannels: 64, outChannels: 64, kernel: 3, stride: 2, padding: 1, groups: 16), n: 2, h: 11, w: 9, prologue: false, winograd: false, bound: 1e-5),
+            Case(config: Conv2dConfig(inChannels: 3, outChannels: 16, kernel: 7, stride: 2, padding: 3), n: 1, h: 21, w: 18, prologue: false, winograd: false, bound: 1e-5),
+            Case(config: Conv2dConfig(inChannels: 260, outChannels: 36, kernel: 3, padding: 1), n: 1, h: 6, w: 5, prologue: false, winograd: false, bound: 1e-5),
+        ]
+        var oneThread: [Int: [Float]] = [:]
+        try Self.everyPath { set, threads in
+            for (i, c) in cases.enumerated() {
+                let r = try Self.preparedCase(c.config, n: c.n, h: c.h, w: c.w, prologue: c.prologue, seed: UInt64(30 + i))
+                if threads == 1 {
+                    oneThread[i] = r.ours
+                } else if let one = oneThread[i] {
+                    #expect(one.elementsEqual(r.ours) { $0.bitPattern == $1.bitPattern }, "prepared case \(i) at \(set): 2 threads differ from 1")
+                }
+                #expect(r.prepared.usesWinograd == c.winograd)
+                let e = Self.relativeError(r.ours, r.reference)
+                #expect(e <= c.bound, "prepared case \(i) \(c.config) at \(set), \(threads) thread(s): relative error \(e)")
+                if threads == 1 && set == Engine.supportedInstructionSet {
+                    print("kernels: prepared case \(i) (winograd \(r.prepared.usesWinograd), direct grouped \(r.prepared.usesDirectGrouped)) relative error \(e)")
+                }
+            }
+        }
+    }
+
+    @Test("Winograd F(4x4, 3x3) stays within 2e-5 of the direct method at 64 and 128 channels")
+    func winogradWide() throws {
+        for (c, size) in [(64, 20), (128, 12)] {
+            let r = try Self.preparedCase(
+                Conv2dConfig(inChannels: c, outChannels: c, kernel: 3, padding: 1), n: 1, h: size, w: size,
+                prologue: false, seed: UInt64(c))
+            #expect(r.prepared.usesWinograd)
+            let e = Self.relativeError(r.ours, r.reference)
+            print("kernels: winograd \(c) channels relative error \(e)")
+            #expect(e <= 2e-5)
+        }
+    }
+
+    @Test("raw pooling and element-wise kernels equal the Tensor ops")
+    func rawOps() throws {
+        let (n, c, h, w) = (2, 5, 11, 13)
+        let x = try Tensor(shape: [n, c, h, w], data: Self.values(n * c * h * w, seed: 5))
+        let scale = Self.values(c, seed: 6).map { 0.5 + abs($0) }, shift = Self.values(c, seed: 7)
+        try Self.everyPath { _, _ in
+            try x.data.withUnsafeBufferPointer { xp in
+                let src = xp.baseAddress!
+                // max pool 3x3/2 pad 1
+                let mp = try Ops.maxPool2d(x, kernel: 3, stride: 2, padding: 1)
+                var out = [Float](repeating: 0, count: mp.data.count)
+                out.withUnsafeMutableBufferPointer {
+                    RawOps.maxPool(src, inputImageStride: c * h * w, output: $0.baseAddress!, outputImageStride: c * mp.shape[2] * mp.shape[3],
+                                   images: n, channels: c, height: h, width: w, outHeight: mp.shape[2], outWidth: mp.shape[3], kernel: 3, stride: 2, padding: 1)
+                }
+                #expect(out == mp.data)
+                // avg pool 2x2
+                let ap = try Ops.avgPool2d(x, kernel: 2, stride: 2)
+                out = [Float](repeating: 0, count: ap.data.count)
+                out.withUnsafeMutableBufferPointer {
+                    RawOps.avgPool2x2(src, inputImageStride: c * h * w, output: $0.baseAddress!, outputImageStride: c * (h / 2) * (w / 2),
+                                      images: n, channels: c, height: h, width: w)
+                }
+                #expect(out == ap.data)
+                // batch norm + ReLU + avg pool in one pass
+                let bn = try BatchNorm2d(weight: scale, bias: shift, runningMean: [Float](repeating: 0, count: c),
+                                         runningVar: [Float](repeating: 1, count: c), eps: 0)
+                let composed = try Ops.avgPool2d(try bn(x, activation: .relu), kernel: 2, stride: 2)
+                try scale.withUnsafeBufferPointer { s in
+                    try shift.withUnsafeBufferPointer { t in
+                        out.withUnsafeMutableBufferPointer {
+                            RawOps.affineReLUAvgPool2x2(src, inputImageStride: c * h * w, output: $0.baseAddress!, outputImageStride: c * (h / 2) * (w / 2),
+                                                        images: n, channels: c, height: h, width: w, scale: s.baseAddress!, shift: t.baseAddress!)
+                        }
+                        #expect(Self.relativeError(out, composed.data) <= 1e-6)
+                        // global average pool after batch norm + ReLU
+                        let gap = try Ops.adaptiveAvgPool2d(try bn(x, activation: .relu), outputH: 1, outputW: 1)
+                        var pooled = [Float](repeating: 0, count: n * c)
+                        pooled.withUnsafeMutableBufferPointer {
+                            RawOps.globalAvgPool(src, inputImageStride: c * h * w, output: $0.baseAddress!, images: n, channels: c,
+                                                 plane: h * w, scale: s.baseAddress, shift: t.baseAddress, activation: .relu)
+                        }
+                        #expect(Self.relativeError(pooled, gap.data) <= 1e-6)
+                    }
+                }
+                // squeeze-and-excitation scaling with residual and ReLU; plain add
+                let gates = Self.values(n * c, seed: 8)
+                let residual = try Tensor(shape: x.shape, data: Self.values(x.count, seed: 9))
+                let expected = try Ops.add(try Ops.scaleChannels(x, by: try Tensor(shape: [n, c], data: gates)), residual, activation: .relu)
+                var y = x.data
+                y.withUnsafeMutableBufferPointer { yp in
+                    residual.data.withUnsafeBufferPointer { r in
+                        RawOps.scaleChannels(yp.baseAddress!, gates: gates, residual: r.baseAddress!, images: n, channels: c, plane: h * w, activation: .relu)
+                    }
+                }
+                #expect(Self.relativeError(y, expected.data) <= 1e-6)
+                var sum = [Float](repeating: 0, count: x.count)
+                sum.withUnsafeMutableBufferPointer { o in
+                    residual.data.withUnsafeBufferPointer { r in
+                        RawOps.add(src, r.baseAddress!, output: o.baseAddress!, count: x.count, activation: .relu)
+                    }
+                }
+                #expect(sum == (try Ops.add(x, residual, activation: .relu)).data)
+            }
+        }
+    }
+
+    @Test("raw max pooling propagates NaN like Ops.maxPool2d (3x3 stride 2 padding 1, stride 1, ceil-mode sizes)")
+    func rawMaxPoolNaN() throws {
+        let (n, c, h, w) = (1, 2, 9, 10)
+        var data = Self.values(n * c * h * w, seed: 12)
+        data[3] = .nan
+        data[57] = .nan
+        data[c * h * w - 1] = .nan
+        let x = try Tensor(shape: [n, c, h, w], data: data)
+        for (stride, padding, ceil) in [(2, 1, false), (1, 1, false), (2, 0, true)] {
+            let ref = try Ops.maxPool2d(x, kernel: 3, stride: stride, padding: padding, ceilMode: ceil)
+            let (oh, ow) = (ref.shape[2], ref.shape[3])
+            var out = [Float](repeating: 0, count: ref.data.count)
+            data.withUnsafeBufferPointer { src in
+                out.withUnsafeMutableBufferPointer {
+                    RawOps.maxPool(src.baseAddress!, inputImageStride: c * h * w, output: $0.baseAddress!, outputImageStride: c * oh * ow,
+                                   images: n, channels: c, height: h, width: w, outHeight: oh, outWidth: ow, kernel: 3, stride: stride, padding: padding)
+                }
+            }
+            #expect(out.elementsEqual(ref.data) { $0 == $1 || ($0.isNaN && $1.isNaN) }, "stride \(stride) padding \(padding)")
+            #expect(out.contains { $0.isNaN })
+        }
+    }
+
+    @Test("the engine reports its CPU level; overrides are scoped to the calling thread")
+    func engineSettings() {
+        Engine.withOverrides(instructionSet: .portable, threads: 3) {
+            #expect(Engine.threads == 3)
+            #expect(Engine.instructionSet == .portable)
+        }
+        Engine.withOverrides(threads: 0) { #expect(Engine.threads == 1) }
+        #expect(Engine.instructionSet == Engine.supportedInstructionSet)
+        print("kernels: CPU supports \(Engine.supportedInstructionSet)")
+    }
+}
