@@ -1,6 +1,5 @@
-import CHDF5
-
-/// Reads HDF5 checkpoints (FORMATS.md §4) through libhdf5, in three layouts:
+/// Reads HDF5 checkpoints (FORMATS.md §4) with the bounds-checked Swift parser `HDF5NativeFile`
+/// (libhdf5 is not involved in reading), in three layouts:
 ///
 /// - **Keras 2 `.h5`** (`save_weights`, or a full model's `model_weights` group): the `layer_names`
 ///   attribute (or its chunks `layer_names0`, `layer_names1`, ...) lists the layers; each layer group's
@@ -18,39 +17,43 @@ import CHDF5
 /// remapping's job, which knows the model. Files written for Theano are refused, saying why.
 enum HDF5Reader {
     static func read(_ data: ByteSlice, options: ReadOptions) throws(CheckpointError) -> LoadedObject {
-        try HDF5Library.locked { () throws(CheckpointError) -> LoadedObject in
-            var reader = Walk(file: try HDF5File(data))
-            let root = try reader.file.root()
-            let rootNames = try reader.file.children(root, path: "/")
+        var reader = Walk(file: try HDF5NativeFile(data))
+        let root = try reader.file.root()
+        let rootNames = try reader.file.children(root, path: "/")
 
-            if reader.file.hasAttribute(root, "layer_names") || reader.file.hasAttribute(root, "layer_names0") {
-                return try reader.keras2(weights: root, root: root, path: "", fullModel: false)
-            }
-            if rootNames.contains("model_weights"), let weights = try reader.file.group("model_weights", in: root, path: "/"),
-                reader.file.hasAttribute(weights, "layer_names") || reader.file.hasAttribute(weights, "layer_names0")
-            {
-                return try reader.keras2(weights: weights, root: root, path: "model_weights/", fullModel: true)
-            }
-            if let container = ["layers", "_layer_checkpoint_dependencies"].first(where: { rootNames.contains($0) }),
-                try reader.file.kind(of: container, in: root, path: "/") == .group
-            {
-                return try reader.keras3(root: root, container: container)
-            }
-            return try reader.flat(root: root)
+        if try Self.hasLayerNames(reader.file, root, path: "") {
+            return try reader.keras2(weights: root, root: root, path: "", fullModel: false)
         }
+        if rootNames.contains("model_weights"), let weights = try reader.file.group("model_weights", in: root, path: "/"),
+            try Self.hasLayerNames(reader.file, weights, path: "model_weights")
+        {
+            return try reader.keras2(weights: weights, root: root, path: "model_weights/", fullModel: true)
+        }
+        if let container = ["layers", "_layer_checkpoint_dependencies"].first(where: { rootNames.contains($0) }),
+            try reader.file.kind(of: container, in: root, path: "/") == .group
+        {
+            return try reader.keras3(root: root, container: container)
+        }
+        return try reader.flat(root: root)
+    }
+
+    /// Whether `group` carries Keras 2's `layer_names` attribute (whole or chunked).
+    private static func hasLayerNames(_ file: HDF5NativeFile, _ group: HDF5ObjectHeader, path: String) throws(CheckpointError) -> Bool {
+        if try file.hasAttribute(group, "layer_names", path: path) { return true }
+        return try file.hasAttribute(group, "layer_names0", path: path)
     }
 
     /// One pass over a file, collecting tensors in order.
     private struct Walk {
-        var file: HDF5File
+        let file: HDF5NativeFile
         var entries: [PickleValue.DictEntry] = []
         var names = Set<String>()
         var sawBigEndian = false
         var sawLittleEndian = false
 
-        init(file: HDF5File) { self.file = file }
+        init(file: HDF5NativeFile) { self.file = file }
 
-        mutating func add(_ key: String, _ dataset: HDF5Handle, path: String) throws(CheckpointError) {
+        mutating func add(_ key: String, _ dataset: HDF5ObjectHeader, path: String) throws(CheckpointError) {
             guard !names.contains(key) else {
                 throw CheckpointError(.malformed, "two datasets give the tensor name '\(key)'", member: path)
             }
@@ -72,7 +75,7 @@ enum HDF5Reader {
 
         // MARK: Keras 2
 
-        mutating func keras2(weights: HDF5Handle, root: HDF5Handle, path: String, fullModel: Bool) throws(CheckpointError) -> LoadedObject {
+        mutating func keras2(weights: HDF5ObjectHeader, root: HDF5ObjectHeader, path: String, fullModel: Bool) throws(CheckpointError) -> LoadedObject {
             var version: [String: String] = [:]
             for attr in ["keras_version", "backend"] {
                 if let v = try file.strings(weights, attr, path: path)?.first {
@@ -112,7 +115,7 @@ enum HDF5Reader {
             return loaded(.kerasH5, version: version, notes: notes)
         }
 
-        private mutating func keras2Layer(_ layer: String, _ group: HDF5Handle, path: String) throws(CheckpointError) {
+        private mutating func keras2Layer(_ layer: String, _ group: HDF5ObjectHeader, path: String) throws(CheckpointError) {
             let weightNames = try file.chunkedStrings(group, "weight_names", path: path) ?? []
             for name in weightNames {
                 guard let (dataset, kind) = try file.resolve(name, from: group, path: path), kind == .dataset else {
@@ -134,11 +137,12 @@ enum HDF5Reader {
 
         // MARK: Keras 3
 
-        mutating func keras3(root: HDF5Handle, container: String) throws(CheckpointError) -> LoadedObject {
+        mutating func keras3(root: HDF5ObjectHeader, container: String) throws(CheckpointError) -> LoadedObject {
             var anonymous = 0
             var named = 0
             if let layers = try file.group(container, in: root, path: "/") {
-                try keras3Container(layers, prefix: "", path: container, anonymous: &anonymous, named: &named, depth: 0)
+                try keras3Container(
+                    layers, prefix: "", path: container, anonymous: &anonymous, named: &named, depth: 0, ancestors: [root.address, layers.address])
             }
             var notes = ["Keras 3 weights file (.weights.h5)", "tensor layout: Keras (Conv2D kernels HWIO, Dense kernels [in, out])"]
             if anonymous > 0 {
@@ -154,15 +158,16 @@ enum HDF5Reader {
         }
 
         private mutating func keras3Container(
-            _ group: HDF5Handle, prefix: String, path: String, anonymous: inout Int, named: inout Int, depth: Int
+            _ group: HDF5ObjectHeader, prefix: String, path: String, anonymous: inout Int, named: inout Int, depth: Int, ancestors: Set<Int>
         ) throws(CheckpointError) {
-            guard depth < HDF5File.maxDepth else {
-                throw CheckpointError(.limitExceeded, "layers nested deeper than \(HDF5File.maxDepth)", member: path)
+            guard depth < HDF5NativeFile.maxDepth else {
+                throw CheckpointError(.limitExceeded, "layers nested deeper than \(HDF5NativeFile.maxDepth)", member: path)
             }
             let children = try file.children(group, path: path).sorted(by: Self.automaticOrder)
             for auto in children {
                 let layerPath = path + "/" + auto
                 guard let layer = try file.group(auto, in: group, path: path) else { continue }
+                try Self.checkCycle(layer, ancestors, path: layerPath)
                 var name = auto
                 let parts = try file.children(layer, path: layerPath)
                 let vars = parts.contains("vars") ? try file.group("vars", in: layer, path: layerPath) : nil
@@ -183,11 +188,20 @@ enum HDF5Reader {
                 }
                 for sub in ["layers", "_layer_checkpoint_dependencies"] where parts.contains(sub) {
                     if let nested = try file.group(sub, in: layer, path: layerPath) {
+                        try Self.checkCycle(nested, ancestors.union([layer.address]), path: layerPath + "/" + sub)
                         try keras3Container(
                             nested, prefix: prefix + name + "/", path: layerPath + "/" + sub, anonymous: &anonymous, named: &named,
-                            depth: depth + 1)
+                            depth: depth + 1, ancestors: ancestors.union([layer.address, nested.address]))
                     }
                 }
+            }
+        }
+
+        /// Refuses a group that is one of its own ancestors (hard links can make the group graph cyclic).
+        static func checkCycle(_ group: HDF5ObjectHeader, _ ancestors: Set<Int>, path: String) throws(CheckpointError) {
+            guard !ancestors.contains(group.address) else {
+                throw CheckpointError(
+                    .malformed, "group cycle: '\(path)' links back to its own ancestor (object header at byte \(group.address))", member: path)
             }
         }
 
@@ -231,26 +245,17 @@ enum HDF5Reader {
 
         // MARK: Flat
 
-        mutating func flat(root: HDF5Handle) throws(CheckpointError) -> LoadedObject {
-            try flatGroup(root, prefix: "", path: "", depth: 0)
+        mutating func flat(root: HDF5ObjectHeader) throws(CheckpointError) -> LoadedObject {
+            try flatGroup(root, prefix: "", path: "", depth: 0, ancestors: [root.address])
             var nested = false
             for e in entries where e.key.stringValue?.contains("/") == true { nested = true }
             // Root string attributes (a writer's provenance) become extras.
             var extras: [PickleValue.DictEntry] = []
-            var i: hsize_t = 0
-            while i < 10_000 {
-                let n = H5Aget_name_by_idx(root.id, ".", H5_INDEX_NAME, H5_ITER_INC, i, nil, 0, chdf5_P_DEFAULT())
-                if n < 0 { _ = HDF5Library.lastError(); break }
-                var buffer = [CChar](repeating: 0, count: Int(n) + 1)
-                _ = H5Aget_name_by_idx(root.id, ".", H5_INDEX_NAME, H5_ITER_INC, i, &buffer, Int(n) + 1, chdf5_P_DEFAULT())
-                let name = String(decoding: buffer.prefix(Int(n)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-                if let values = try? file.strings(root, name, path: "") {
-                    extras.append(
-                        PickleValue.DictEntry(
-                            key: .string(name), value: values.count == 1 ? .string(values[0]) : .list(values.map { .string($0) })))
-                }
-                _ = HDF5Library.lastError()
-                i += 1
+            for attribute in try file.attributes(of: root, path: "") where HDF5NativeFile.isString(attribute.type) {
+                let values = try file.strings(attribute, path: "")
+                extras.append(
+                    PickleValue.DictEntry(
+                        key: .string(attribute.name), value: values.count == 1 ? .string(values[0]) : .list(values.map { .string($0) })))
             }
             var notes = ["flat HDF5 state dict (one dataset per tensor)"]
             if nested { notes.append("nested groups joined into keys with '/'") }
@@ -259,9 +264,11 @@ enum HDF5Reader {
             return result
         }
 
-        private mutating func flatGroup(_ group: HDF5Handle, prefix: String, path: String, depth: Int) throws(CheckpointError) {
-            guard depth < HDF5File.maxDepth else {
-                throw CheckpointError(.limitExceeded, "groups nested deeper than \(HDF5File.maxDepth)", member: path)
+        private mutating func flatGroup(_ group: HDF5ObjectHeader, prefix: String, path: String, depth: Int, ancestors: Set<Int>)
+            throws(CheckpointError)
+        {
+            guard depth < HDF5NativeFile.maxDepth else {
+                throw CheckpointError(.limitExceeded, "groups nested deeper than \(HDF5NativeFile.maxDepth)", member: path)
             }
             for name in try file.children(group, path: path.isEmpty ? "/" : path) {
                 let childPath = path.isEmpty ? name : path + "/" + name
@@ -271,7 +278,8 @@ enum HDF5Reader {
                     try add(prefix + name, dataset, path: childPath)
                 case .group:
                     if let sub = try file.group(name, in: group, path: path) {
-                        try flatGroup(sub, prefix: prefix + name + "/", path: childPath, depth: depth + 1)
+                        try Self.checkCycle(sub, ancestors, path: childPath)
+                        try flatGroup(sub, prefix: prefix + name + "/", path: childPath, depth: depth + 1, ancestors: ancestors.union([sub.address]))
                     }
                 default:
                     continue
