@@ -41,7 +41,14 @@ enum FormatSniffer {
         if starts(with: [0x50, 0x4B, 0x03, 0x04]) || starts(with: [0x50, 0x4B, 0x05, 0x06]) { return .zip }
         if starts(with: legacyMagicPickle) { return .torchLegacyStream }
         if starts(with: Array("ustar".utf8), at: 257) { return .tar }
-        if starts(with: [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]) { return .hdf5 }
+        let hdf5Signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]
+        if starts(with: hdf5Signature) { return .hdf5 }
+        // An HDF5 file behind a userblock: the superblock sits at 512, 1024, 2048, ...
+        var userblock = 512
+        while userblock <= n - 8 {
+            if starts(with: hdf5Signature, at: userblock) { return .hdf5 }
+            userblock *= 2
+        }
         if n >= 9, data[8] == 0x7B {
             var size: UInt64 = 0
             for i in 0..<8 { size |= UInt64(data[i]) << (8 * UInt64(i)) }

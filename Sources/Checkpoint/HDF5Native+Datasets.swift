@@ -26,6 +26,13 @@ extension HDF5NativeFile {
     /// compact), else the chunks decoded into one new buffer. `bfloat16` marks an opaque 2-byte
     /// dataset that Keras 3 tagged with `dtype="bfloat16"`.
     func tensor(_ header: HDF5ObjectHeader, path: String) throws(CheckpointError) -> (tensor: TensorData, byteOrder: ByteOrder) {
+        if let cached = tensorCache[header.address] { return cached }
+        let result = try readTensor(header, path: path)
+        tensorCache[header.address] = result
+        return result
+    }
+
+    private func readTensor(_ header: HDF5ObjectHeader, path: String) throws(CheckpointError) -> (tensor: TensorData, byteOrder: ByteOrder) {
         guard let typeMessage = header.first(Self.datatypeMessage), let spaceMessage = header.first(Self.dataspaceMessage),
             let layoutMessage = header.first(Self.layoutMessage)
         else {
@@ -186,7 +193,8 @@ extension HDF5NativeFile {
             default:
                 throw CheckpointError(.malformed, "data layout class \(layoutClass)", member: path)
             }
-        case 3, 4:
+        case 3, 4, 5:
+            // Version 5 (HDF5 2.0) is laid out as version 4 for the classes and indexes read here.
             let layoutClass = try c.u8()
             switch layoutClass {
             case 0:
@@ -264,6 +272,7 @@ extension HDF5NativeFile {
 
     /// A buffer of `byteCount` bytes holding the dataset's fill value (zero unless one is stored).
     private func filled(_ header: HDF5ObjectHeader, byteCount: Int, elementSize: Int, path: String) throws(CheckpointError) -> ByteSlice {
+        try allocate(byteCount, path: path)
         let p = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: 64)
         p.initializeMemory(as: UInt8.self, repeating: 0, count: max(byteCount, 1))
         let buffer = ByteBuffer(adopting: p, count: byteCount)
@@ -297,6 +306,16 @@ extension HDF5NativeFile {
         default:
             throw CheckpointError(.malformed, "fill value message version \(version)", member: path)
         }
+    }
+
+    /// Counts `n` bytes against the file's allocation budget.
+    private func allocate(_ n: Int, path: String) throws(CheckpointError) {
+        let (total, o) = allocatedBytes.addingReportingOverflow(n)
+        guard !o, total <= allocationBudget else {
+            throw CheckpointError(
+                .limitExceeded, "decoded datasets would take more than \(allocationBudget) bytes (16 times the file)", member: path)
+        }
+        allocatedBytes = total
     }
 
     // MARK: Chunks

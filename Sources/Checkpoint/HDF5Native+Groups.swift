@@ -78,7 +78,7 @@ extension HDF5NativeFile {
                     let id = try r.slice(fractal.idLength, "heap ID")
                     let object = try self.fractalHeapObject(fractal, id: id, path: path)
                     try self.count(1, path: path)
-                    links.append(try self.link(object, at: id.offset - self.data.offset, path: path))
+                    links.append(try self.link(object, at: object.offset - self.data.offset, path: path))
                 }
             }
         }

@@ -36,6 +36,17 @@ final class HDF5NativeFile {
     static let maxContinuations = 1 << 12
 
     private var headers: [Int: HDF5ObjectHeader] = [:]
+    /// Datasets already read, by object header address (a dataset reached by several paths is read once).
+    var tensorCache: [Int: (tensor: TensorData, byteOrder: ByteOrder)] = [:]
+    /// Bytes allocated so far for datasets that are not windows into the file (chunked, filled).
+    var allocatedBytes = 0
+    /// Most bytes all decoded datasets together may take: 16 times the file, at least 256 MiB.
+    var allocationBudget: Int {
+        let (n, o) = data.count.multipliedReportingOverflow(by: 16)
+        return o ? Int.max : max(n, 256 << 20)
+    }
+    /// Offsets of the object headers parsed so far (tests aim mutations at them).
+    var parsedHeaderAddresses: [Int] { headers.keys.sorted() }
     var linkCache: [Int: [HDF5Link]] = [:]
     var globalHeaps: [Int: [Int: ByteSlice]] = [:]
     var attributeCache: [Int: [HDF5Attribute]] = [:]
@@ -115,10 +126,10 @@ final class HDF5NativeFile {
         base = Int(baseAddress)
         let undefined = offsets == 8 ? UInt64.max : (UInt64(1) << UInt64(8 * offsets)) - 1
         guard eof != undefined else { throw CheckpointError(.malformed, "the superblock's end-of-file address is undefined") }
-        let (end, o) = eof.addingReportingOverflow(baseAddress)
-        guard !o, end <= UInt64(data.count) else {
-            throw CheckpointError(
-                .truncated, "the superblock says the file is \(o ? "more than 2^64" : String(end)) bytes long; only \(data.count) are present")
+        // libhdf5 writes the end-of-file address counting the userblock (H5F__super_read compares it
+        // with the whole file's size).
+        guard eof <= UInt64(data.count) else {
+            throw CheckpointError(.truncated, "the superblock says the file is \(eof) bytes long; only \(data.count) are present")
         }
         guard rootHeader != undefined, rootHeader < eof else {
             throw CheckpointError(.malformed, "the root group's object header address \(rootHeader) is outside the file")

@@ -50,6 +50,8 @@ enum HDF5Reader {
         var names = Set<String>()
         var sawBigEndian = false
         var sawLittleEndian = false
+        /// Groups and datasets visited by the walks, capped (hard links can share groups).
+        var visits = 0
 
         init(file: HDF5NativeFile) { self.file = file }
 
@@ -166,6 +168,7 @@ enum HDF5Reader {
             let children = try file.children(group, path: path).sorted(by: Self.automaticOrder)
             for auto in children {
                 let layerPath = path + "/" + auto
+                try visit(path: layerPath)
                 guard let layer = try file.group(auto, in: group, path: path) else { continue }
                 try Self.checkCycle(layer, ancestors, path: layerPath)
                 var name = auto
@@ -194,6 +197,14 @@ enum HDF5Reader {
                             depth: depth + 1, ancestors: ancestors.union([layer.address, nested.address]))
                     }
                 }
+            }
+        }
+
+        /// Counts one visited object against `HDF5NativeFile.maxObjects`.
+        mutating func visit(path: String) throws(CheckpointError) {
+            visits += 1
+            guard visits <= HDF5NativeFile.maxObjects else {
+                throw CheckpointError(.limitExceeded, "more than \(HDF5NativeFile.maxObjects) objects visited", member: path)
             }
         }
 
@@ -272,6 +283,7 @@ enum HDF5Reader {
             }
             for name in try file.children(group, path: path.isEmpty ? "/" : path) {
                 let childPath = path.isEmpty ? name : path + "/" + name
+                try visit(path: childPath)
                 switch try file.kind(of: name, in: group, path: path) {
                 case .dataset:
                     guard let (dataset, _) = try file.resolve(name, from: group, path: path) else { continue }

@@ -1,0 +1,211 @@
+import Foundation
+import Testing
+
+@testable import Checkpoint
+
+/// The Swift HDF5 parser (`HDF5NativeFile`) on its own: every dataset of every HDF5 fixture
+/// bit-exact against h5py, newer-format files (superblock 2/3, version-2 object headers, dense
+/// links and attributes, layout 4), hand-made hostile files refused with their exact typed error,
+/// and seeded byte mutations of every fixture each read or refused in-process (a crash fails the run).
+/// Fixtures and expectations: tools/make_hdf5_hostile.py.
+@Suite("HDF5 native parser")
+struct HDF5NativeTests {
+    static let hostileDir = Fixtures.root.appendingPathComponent("hdf5-hostile")
+    static let fixtureDir = Fixtures.root.appendingPathComponent("hdf5")
+
+    static func json(_ name: String) -> [String: [String: Any]] {
+        guard let data = try? Data(contentsOf: hostileDir.appendingPathComponent(name)),
+            let object = try? JSONSerialization.jsonObject(with: data) as? [String: [String: Any]]
+        else { return [:] }
+        return object
+    }
+
+    /// digests.json: file -> dataset path -> dtype / shape / SHA-256 of its bytes, as h5py read them.
+    nonisolated(unsafe) static let digests = json("digests.json")
+    /// expected.json: file -> the error the reader must give (or "ok").
+    nonisolated(unsafe) static let expected = json("expected.json")
+
+    static func path(of file: String) -> String {
+        let hostile = hostileDir.appendingPathComponent(file).path
+        return FileManager.default.fileExists(atPath: hostile) ? hostile : fixtureDir.appendingPathComponent(file).path
+    }
+
+    /// Every dataset reachable through hard links, by path, read by the native parser.
+    static func datasets(_ file: HDF5NativeFile) throws -> [String: TensorData] {
+        var out: [String: TensorData] = [:]
+        func walk(_ group: HDF5ObjectHeader, _ prefix: String, _ depth: Int) throws {
+            #expect(depth < 16)
+            for link in try file.links(ofGroupAt: group.address, path: prefix) {
+                guard case .hard(let address) = link.target else { continue }
+                let name = prefix.isEmpty ? link.name : prefix + "/" + link.name
+                let header = try file.objectHeader(at: address, path: name)
+                switch file.kind(of: header) {
+                case .group: try walk(header, name, depth + 1)
+                case .dataset: out[name] = try file.tensor(header, path: name).tensor
+                case .other: continue
+                }
+            }
+        }
+        try walk(try file.root(), "", 0)
+        return out
+    }
+
+    /// numpy's dtype string for a tensor (`<f4`, `>f2`, `|b1`, ...).
+    static func numpyName(_ t: TensorData) -> String {
+        let order = t.storage.byteOrder == .big ? ">" : "<"
+        switch t.dtype {
+        case .float32: return order + "f4"
+        case .float64: return order + "f8"
+        case .float16: return order + "f2"
+        case .int64: return order + "i8"
+        case .int32: return order + "i4"
+        case .int16: return order + "i2"
+        case .uint16: return order + "u2"
+        case .uint32: return order + "u4"
+        case .uint64: return order + "u8"
+        case .int8: return "|i1"
+        case .uint8: return "|u1"
+        case .bool: return "|b1"
+        case .bfloat16: return "|V2"
+        default: return "?"
+        }
+    }
+
+    @Test("every dataset of every HDF5 fixture is bit-exact against h5py (dtype, shape, SHA-256)", arguments: digests.keys.sorted())
+    func bitExact(_ name: String) throws {
+        let expected = try #require(Self.digests[name] as? [String: [String: Any]])
+        let buffer = try ByteBuffer(mapping: Self.path(of: name))
+        let file = try HDF5NativeFile(buffer.all)
+        let got = try Self.datasets(file)
+        #expect(got.keys.sorted() == expected.keys.sorted())
+        for (key, e) in expected {
+            let t = try #require(got[key], "\(name): \(key)")
+            #expect(Self.numpyName(t) == e["dtype"] as? String, "\(name): \(key) dtype")
+            #expect(t.shape == e["shape"] as? [Int], "\(name): \(key) shape")
+            #expect(sha256Hex(t.storage.bytes) == e["sha256"] as? String, "\(name): \(key) bytes")
+        }
+    }
+
+    @Test("newer formats read through the whole reader: superblock 2 behind a userblock, superblock 3 with dense links")
+    func newerFormats() throws {
+        let latest = try CheckpointReader.read(Self.path(of: "latest_features.h5"))
+        #expect(latest.provenance.format == .hdf5)
+        #expect(latest.names.count == 28)
+        #expect(latest.names.contains("many/d19") && latest.names.contains("few/x2") && latest.names.contains("implicit"))
+        #expect(try latest["compact"]?.floats() == [5, -4, 3, -2, 1])
+        #expect(try latest["implicit"]?.floats() == (0..<15).map { Float($0) * 0.25 })
+        #expect(try latest["chunked_single"]?.floats() == (0..<60).map { Float($0) * 0.25 })
+        #expect(try latest["many/d19"]?.floats() == (0..<22).map { Float($0) * 0.25 - 19 })
+        let extras = Dictionary(latest.extras.map { ($0.name, $0.value.stringValue ?? "") }, uniquingKeysWith: { a, _ in a })
+        #expect(extras == ["source": "tools/make_hdf5_hostile.py", "fixed": "fixed-length"])
+        // Twelve attributes on one dataset: dense attribute storage (fractal heap + v2 B-tree).
+        let file = try HDF5NativeFile(try ByteBuffer(mapping: Self.path(of: "latest_features.h5")).all)
+        let root = try file.root()
+        let (dense, kind) = try #require(try file.resolve("attrs_dense", from: root, path: ""))
+        #expect(kind == .dataset)
+        #expect(dense.first(HDF5NativeFile.attributeInfoMessage) != nil)
+        let attributes = try file.attributes(of: dense, path: "attrs_dense")
+        #expect(attributes.map(\.name) == (0..<12).map { String(format: "a%02d", $0) })
+        #expect(try attributes.map { try file.strings($0, path: "") } == (0..<12).map { ["value \($0)"] })
+        #expect(file.superblockVersion == 3)
+
+        let userblock = try CheckpointReader.read(Self.path(of: "v108_userblock.h5"))
+        #expect(userblock.names.sorted() == ["g/i64", "w", "z"])
+        #expect(try userblock["z"]?.floats() == (0..<40).map { Float($0) * 0.25 })
+        #expect(userblock["g/i64"]?.dtype == .int64)
+        #expect(userblock.extras.contains { $0.name == "note" && $0.value.stringValue == "behind a userblock" })
+        let v2 = try HDF5NativeFile(try ByteBuffer(mapping: Self.path(of: "v108_userblock.h5")).all)
+        #expect(v2.superblockVersion == 2 && v2.base == 512)
+    }
+
+    static var hostileFiles: [String] { expected.filter { $0.value["ok"] == nil }.map(\.key).sorted() }
+
+    @Test("hand-made hostile files are refused with their exact typed error", arguments: hostileFiles)
+    func hostile(_ name: String) throws {
+        let e = try #require(Self.expected[name])
+        let path = Self.path(of: name)
+        do {
+            let sd = try CheckpointReader.read(path)
+            Issue.record("\(name) was read (\(sd.names.count) tensors); \(e["kind"] ?? "") expected")
+        } catch {
+            #expect(error.kind.rawValue == e["kind"] as? String, "\(name): \(error)")
+            if let message = e["message"] as? String {
+                #expect(error.message == message, "\(name)")
+            } else {
+                let prefix = try #require(e["message_prefix"] as? String)
+                #expect(error.message.hasPrefix(prefix), "\(name): \(error.message)")
+            }
+            #expect(error.file == path)
+        }
+    }
+
+    /// Signatures of HDF5's metadata structures: mutations aim at them, at the superblock and at
+    /// the object headers a clean read parsed.
+    static let signatures = ["TREE", "SNOD", "HEAP", "GCOL", "OHDR", "OCHK", "FRHP", "FHDB", "FHIB", "BTHD", "BTLF", "BTIN"]
+
+    static func metadataOffsets(_ bytes: [UInt8], _ file: HDF5NativeFile) -> [Int] {
+        var starts = Set(file.parsedHeaderAddresses)
+        starts.insert(file.base)
+        let patterns = signatures.map { Array($0.utf8) }
+        if bytes.count >= 4 {
+            for i in 0..<(bytes.count - 3) where bytes[i] >= 0x42 && bytes[i] <= 0x54 {
+                for p in patterns where bytes[i] == p[0] && bytes[i + 1] == p[1] && bytes[i + 2] == p[2] && bytes[i + 3] == p[3] {
+                    starts.insert(i)
+                }
+            }
+        }
+        return starts.sorted()
+    }
+
+    static var mutationFiles: [String] { digests.keys.sorted() }
+    /// Mutants per file.
+    static let mutantsPerFile = 24
+
+    @Test("seeded byte mutations of every HDF5 fixture are each read or refused with a typed error", arguments: mutationFiles)
+    func mutations(_ name: String) throws {
+        let original = Array(try Data(contentsOf: URL(fileURLWithPath: Self.path(of: name))))
+        let clean = try HDF5NativeFile(ByteBuffer(copying: original).all)
+        _ = try Self.datasets(clean)
+        let targets = Self.metadataOffsets(original, clean)
+        #expect(targets.count >= 3)
+        var rng = SplitMix64(seed: 0x4844_4635 &+ UInt64(name.utf8.reduce(0) { $0 &* 31 &+ Int($1) } & 0xFFFF))
+        var ok = 0
+        var refused: [CheckpointError.Kind: Int] = [:]
+        for m in 0..<Self.mutantsPerFile {
+            var bytes = original
+            let start = targets[Int(rng.next() % UInt64(targets.count))]
+            let count = 1 + Int(rng.next() % 4)
+            for _ in 0..<count {
+                let at = start + Int(rng.next() % 96)
+                guard at < bytes.count else { continue }
+                switch rng.next() % 4 {
+                case 0: bytes[at] = UInt8(truncatingIfNeeded: rng.next())
+                case 1: bytes[at] = 0xFF
+                case 2: bytes[at] ^= UInt8(1 << (rng.next() % 8))
+                default: bytes[at] = bytes[at] &+ 1
+                }
+            }
+            let label = "\(name)#\(m)"
+            do {
+                let sd = try CheckpointReader.read(ByteBuffer(copying: bytes).all, name: label)
+                for e in sd.entries { _ = try? e.tensor.floats() }
+                ok += 1
+            } catch {
+                #expect(error.file == label)
+                refused[error.kind, default: 0] += 1
+            }
+        }
+        let refusedTotal = refused.values.reduce(0, +)
+        #expect(ok + refusedTotal == Self.mutantsPerFile)
+        print("HDF5 mutations \(name): \(Self.mutantsPerFile) mutants, \(ok) read, \(refusedTotal) refused \(refused.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.rawValue)=\($0.value)" })")
+    }
+
+    @Test("lookup3 matches Bob Jenkins' published hashlittle values")
+    func lookup3() {
+        // lookup3.c driver: hashlittle("", 0, 0) = 0xdeadbeef; "Four score and seven years ago" with 0 -> 0x17770551.
+        #expect(HDF5Lookup3.hash(UnsafeRawBufferPointer(start: nil, count: 0)) == 0xdead_beef)
+        let text = Array("Four score and seven years ago".utf8)
+        #expect(text.withUnsafeBytes { HDF5Lookup3.hash($0) } == 0x1777_0551)
+        #expect(text.withUnsafeBytes { HDF5Lookup3.hash($0, initval: 1) } == 0xcd62_8161)
+    }
+}
