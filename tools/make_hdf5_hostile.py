@@ -10,12 +10,14 @@ Writes Tests/Fixtures/hdf5-hostile/:
   * valid files in formats the Keras fixtures do not use:
       latest_features.h5   libver 'latest': superblock 3, version-2 object headers (lookup3 checksums),
                            compact and dense links (fractal heap + v2 B-tree), dense attributes,
-                           layout 4 (single-chunk filtered, implicit index), compact layout, '>f2'
+                           layout 5 (single-chunk filtered, implicit index, fixed array
+                           unfiltered and gzip), compact layout, '>f2'
       v108_userblock.h5    libver 'v108' (superblock 2) behind a 512-byte userblock
       group_cycle.h5       a group holding a hard link to itself (legal HDF5; the reader refuses the cycle)
   * byte-patched hostile files (each from a small h5py file; the patch is described in expected.json):
       truncated.h5, continuation_past_eof.h5, continuation_cycle.h5, gcol_lying_size.h5,
-      dataset_too_big.h5, chunk_btree_cycle.h5, ohdr_checksum.h5, fletcher32.h5, fixed_array_index.h5
+      dataset_too_big.h5, chunk_btree_cycle.h5, ohdr_checksum.h5, fletcher32.h5,
+      extensible_array_index.h5
   * expected.json: file -> {"kind", "message"} the Swift reader must throw (exact), or {"ok": true}
   * digests.json: file -> dataset path -> {"dtype", "shape", "sha256"} of the stored bytes (in the
     file's byte order), for every file in Tests/Fixtures/hdf5/ and the valid files above.
@@ -62,6 +64,9 @@ def latest_features(path: pathlib.Path) -> None:
             "chunked_single", data=values(60).reshape(6, 10), chunks=(6, 10), compression="gzip", shuffle=True, track_times=False
         )
         f.create_dataset("be_f16", data=values(10, ">f2"), track_times=False)
+        # Several chunks of a fixed-size dataset: a fixed array index (unfiltered and filtered).
+        f.create_dataset("fixed_array", data=values(20).reshape(4, 5), chunks=(2, 5), track_times=False)
+        f.create_dataset("fixed_array_gzip", data=values(21 * 5).reshape(21, 5), chunks=(4, 3), compression="gzip", track_times=False)
         # Compact layout and an implicit chunk index need the low-level API.
         space = h5py.h5s.create_simple((5,))
         dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
@@ -243,11 +248,11 @@ def main() -> None:
     with h5py.File(OUT / "fletcher32.h5", "w") as f:
         f.create_dataset("f", data=values(20).reshape(4, 5), chunks=(2, 5), fletcher32=True, track_times=False)
     expected["fletcher32.h5"] = {"kind": "unsupported", "message": "unsupported HDF5 feature: filter 3 (fletcher32)"}
-    with h5py.File(OUT / "fixed_array_index.h5", "w", libver="latest") as f:
-        f.create_dataset("f", data=values(20).reshape(4, 5), chunks=(2, 5), track_times=False)
-    expected["fixed_array_index.h5"] = {
+    with h5py.File(OUT / "extensible_array_index.h5", "w", libver="latest") as f:
+        f.create_dataset("f", data=values(20).reshape(4, 5), chunks=(2, 5), maxshape=(None, 5), track_times=False)
+    expected["extensible_array_index.h5"] = {
         "kind": "unsupported",
-        "message": "unsupported HDF5 feature: chunk index type 3 (fixed array)",
+        "message": "unsupported HDF5 feature: chunk index type 4 (extensible array)",
     }
     base.unlink()
 

@@ -12,6 +12,8 @@ enum HDF5Layout {
     case singleChunk(address: Int?, chunk: [Int], filteredSize: UInt64?, mask: UInt32)
     /// Chunks stored one after another without an index (layout 4, implicit index).
     case implicit(address: Int?, chunk: [Int])
+    /// Chunks listed in row-major order by a fixed array (layout 4, fixed array index).
+    case fixedArray(address: Int?, chunk: [Int])
 }
 
 /// One filter of a pipeline.
@@ -88,7 +90,7 @@ extension HDF5NativeFile {
                     member: path)
             }
             bytes = try data.slice(address, byteCount)
-        case .chunkedBTree, .singleChunk, .implicit:
+        case .chunkedBTree, .singleChunk, .implicit, .fixedArray:
             bytes = try chunked(
                 layout, header: header, shape: shape, byteCount: byteCount, elementSize: dtype.byteSize, filters: filters, path: path)
         }
@@ -230,6 +232,9 @@ extension HDF5NativeFile {
                     return .singleChunk(address: try absolute(try c.address(), "chunk"), chunk: chunk, filteredSize: filteredSize, mask: mask)
                 case 2:
                     return .implicit(address: try absolute(try c.address(), "chunks"), chunk: chunk)
+                case 3:
+                    _ = try c.u8()  // page bits (the array header repeats them)
+                    return .fixedArray(address: try absolute(try c.address(), "fixed array"), chunk: chunk)
                 default:
                     let names = [3: "fixed array", 4: "extensible array", 5: "version 2 B-tree"]
                     throw CheckpointError(
@@ -394,6 +399,10 @@ extension HDF5NativeFile {
                     chunks.append(Chunk(offsets: offsets, address: address + at, size: g.bytes, mask: 0))
                 }
             }
+        case .fixedArray(let address, let chunk):
+            chunkShape = chunk
+            let g = try grid(chunk)
+            if let address { chunks = try fixedArrayChunks(at: address, grid: g, chunk: chunk, filtered: !filters.isEmpty, path: path) }
         default:
             throw CheckpointError(.malformed, "not a chunked layout", member: path)
         }
@@ -426,6 +435,62 @@ extension HDF5NativeFile {
             copy(decoded, chunkShape: chunkShape, origin: chunk.offsets, shape: shape, elementSize: elementSize, into: target)
         }
         return out
+    }
+
+    /// The chunks a fixed array index (FAHD + FADB) lists, one entry per chunk of the grid in
+    /// row-major order; unallocated entries are skipped. Paged data blocks are not supported.
+    private func fixedArrayChunks(at address: Int, grid g: (counts: [Int], total: Int, bytes: Int), chunk: [Int], filtered: Bool, path: String)
+        throws(CheckpointError) -> [Chunk]
+    {
+        var c = try cursor(at: address, what: "fixed array header")
+        try c.signature("FAHD")
+        let version = try c.u8()
+        let client = try c.u8()
+        let entrySize = Int(try c.u8())
+        let pageBits = Int(try c.u8())
+        let count = try c.length()
+        let block = try c.address()
+        try verifyChecksum(from: address, to: c.position, what: "fixed array header")
+        let sizeBytes = entrySize - offsetSize - 4
+        guard version == 0, client == (filtered ? 1 : 0), entrySize == (filtered ? entrySize : offsetSize), !filtered || (1...8).contains(sizeBytes)
+        else {
+            throw CheckpointError(
+                .malformed, "fixed array at byte \(address): version \(version), client \(client), \(entrySize)-byte entries", member: path)
+        }
+        guard count == UInt64(g.total) else {
+            throw CheckpointError(.malformed, "fixed array at byte \(address) lists \(count) chunks; the grid has \(g.total)", member: path)
+        }
+        guard pageBits < 32, g.total <= 1 << pageBits else {
+            throw CheckpointError(.unsupported, "unsupported HDF5 feature: a paged fixed array (\(g.total) chunks)", member: path)
+        }
+        guard let blockAt = try absolute(block, "fixed array data block") else { return [] }
+        var b = try cursor(at: blockAt, what: "fixed array data block")
+        try b.signature("FADB")
+        guard try b.u8() == 0, try b.u8() == client else {
+            throw CheckpointError(.malformed, "fixed array data block at byte \(blockAt) does not match its header", member: path)
+        }
+        _ = try b.address()  // header address
+        try b.need(g.total * entrySize + 4, "\(g.total) entries")
+        var chunks: [Chunk] = []
+        for i in 0..<g.total {
+            let raw = try b.address()
+            var size = g.bytes
+            var mask: UInt32 = 0
+            if filtered {
+                size = try hdf5Int(try b.sized(sizeBytes), limit: data.count, "filtered chunk size")
+                mask = try b.u32()
+            }
+            guard let at = try absolute(raw, "chunk") else { continue }
+            var rest = i
+            var offsets = [Int](repeating: 0, count: chunk.count)
+            for d in stride(from: chunk.count - 1, through: 0, by: -1) {
+                offsets[d] = rest % g.counts[d] * chunk[d]
+                rest /= g.counts[d]
+            }
+            chunks.append(Chunk(offsets: offsets, address: at, size: size, mask: mask))
+        }
+        try verifyChecksum(from: blockAt, to: b.position, what: "fixed array data block")
+        return chunks
     }
 
     /// Walks a chunk index v1 B-tree (node type 1) to its chunks.

@@ -30,23 +30,33 @@ struct HDF5NativeTests {
         return FileManager.default.fileExists(atPath: hostile) ? hostile : fixtureDir.appendingPathComponent(file).path
     }
 
-    /// Every dataset reachable through hard links, by path, read by the native parser.
-    static func datasets(_ file: HDF5NativeFile) throws -> [String: TensorData] {
+    /// Every dataset reachable through hard links, by path, read by the native parser. Each object
+    /// is visited once (a mutated file can link a group into itself). With `attributes`, also reads
+    /// every attribute of every object, and the strings of the string-valued ones.
+    static func datasets(_ file: HDF5NativeFile, attributes: Bool = false) throws -> [String: TensorData] {
         var out: [String: TensorData] = [:]
-        func walk(_ group: HDF5ObjectHeader, _ prefix: String, _ depth: Int) throws {
-            #expect(depth < 16)
+        var seen = Set<Int>()
+        func walk(_ group: HDF5ObjectHeader, _ prefix: String) throws {
             for link in try file.links(ofGroupAt: group.address, path: prefix) {
-                guard case .hard(let address) = link.target else { continue }
+                guard case .hard(let address) = link.target, seen.insert(address).inserted else { continue }
                 let name = prefix.isEmpty ? link.name : prefix + "/" + link.name
                 let header = try file.objectHeader(at: address, path: name)
+                if attributes {
+                    for a in try file.attributes(of: header, path: name) where HDF5NativeFile.isString(a.type) {
+                        _ = try file.strings(a, path: name)
+                    }
+                }
                 switch file.kind(of: header) {
-                case .group: try walk(header, name, depth + 1)
+                case .group: try walk(header, name)
                 case .dataset: out[name] = try file.tensor(header, path: name).tensor
                 case .other: continue
                 }
             }
         }
-        try walk(try file.root(), "", 0)
+        let root = try file.root()
+        seen.insert(root.address)
+        if attributes { _ = try file.attributes(of: root, path: "") }
+        try walk(root, "")
         return out
     }
 
@@ -90,12 +100,14 @@ struct HDF5NativeTests {
     func newerFormats() throws {
         let latest = try CheckpointReader.read(Self.path(of: "latest_features.h5"))
         #expect(latest.provenance.format == .hdf5)
-        #expect(latest.names.count == 28)
+        #expect(latest.names.count == 30)
         #expect(latest.names.contains("many/d19") && latest.names.contains("few/x2") && latest.names.contains("implicit"))
         #expect(try latest["compact"]?.floats() == [5, -4, 3, -2, 1])
         #expect(try latest["implicit"]?.floats() == (0..<15).map { Float($0) * 0.25 })
         #expect(try latest["chunked_single"]?.floats() == (0..<60).map { Float($0) * 0.25 })
         #expect(try latest["many/d19"]?.floats() == (0..<22).map { Float($0) * 0.25 - 19 })
+        #expect(try latest["fixed_array"]?.floats() == (0..<20).map { Float($0) * 0.25 })
+        #expect(try latest["fixed_array_gzip"]?.floats() == (0..<105).map { Float($0) * 0.25 })
         let extras = Dictionary(latest.extras.map { ($0.name, $0.value.stringValue ?? "") }, uniquingKeysWith: { a, _ in a })
         #expect(extras == ["source": "tools/make_hdf5_hostile.py", "fixed": "fixed-length"])
         // Twelve attributes on one dataset: dense attribute storage (fractal heap + v2 B-tree).
@@ -158,19 +170,24 @@ struct HDF5NativeTests {
     }
 
     static var mutationFiles: [String] { digests.keys.sorted() }
-    /// Mutants per file.
-    static let mutantsPerFile = 24
+    /// Mutants per file: 24 in the normal suite; `tools/fuzz_hdf5` raises it with HDF5_MUTANTS_PER_FILE.
+    static let mutantsPerFile = Int(ProcessInfo.processInfo.environment["HDF5_MUTANTS_PER_FILE"] ?? "") ?? 24
 
+    /// Each mutant goes through the whole reader (`CheckpointReader.read`, checksums verified) and
+    /// through a walk of every object, attribute and dataset with checksums off, so that mutations
+    /// of checksummed structures reach the parsing behind the checksum.
     @Test("seeded byte mutations of every HDF5 fixture are each read or refused with a typed error", arguments: mutationFiles)
     func mutations(_ name: String) throws {
         let original = Array(try Data(contentsOf: URL(fileURLWithPath: Self.path(of: name))))
-        let clean = try HDF5NativeFile(ByteBuffer(copying: original).all)
+        let clean = try HDF5NativeFile(original.withUnsafeBytes { ByteBuffer(copying: $0) }.all)
         _ = try Self.datasets(clean)
         let targets = Self.metadataOffsets(original, clean)
         #expect(targets.count >= 3)
         var rng = SplitMix64(seed: 0x4844_4635 &+ UInt64(name.utf8.reduce(0) { $0 &* 31 &+ Int($1) } & 0xFFFF))
         var ok = 0
         var refused: [CheckpointError.Kind: Int] = [:]
+        var deepOK = 0
+        var deepRefused = 0
         for m in 0..<Self.mutantsPerFile {
             var bytes = original
             let start = targets[Int(rng.next() % UInt64(targets.count))]
@@ -187,17 +204,28 @@ struct HDF5NativeTests {
             }
             let label = "\(name)#\(m)"
             do {
-                let sd = try CheckpointReader.read(ByteBuffer(copying: bytes).all, name: label)
-                for e in sd.entries { _ = try? e.tensor.floats() }
+                _ = try CheckpointReader.read(bytes.withUnsafeBytes { ByteBuffer(copying: $0) }.all, name: label)
                 ok += 1
             } catch {
                 #expect(error.file == label)
                 refused[error.kind, default: 0] += 1
             }
+            do {
+                let unchecked = try HDF5NativeFile(bytes.withUnsafeBytes { ByteBuffer(copying: $0) }.all, verifyingChecksums: false)
+                for t in try Self.datasets(unchecked, attributes: true).values { _ = try? t.floats() }
+                deepOK += 1
+            } catch {
+                #expect(error is CheckpointError)
+                deepRefused += 1
+            }
         }
         let refusedTotal = refused.values.reduce(0, +)
         #expect(ok + refusedTotal == Self.mutantsPerFile)
-        print("HDF5 mutations \(name): \(Self.mutantsPerFile) mutants, \(ok) read, \(refusedTotal) refused \(refused.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.rawValue)=\($0.value)" })")
+        #expect(deepOK + deepRefused == Self.mutantsPerFile)
+        print(
+            "HDF5 mutations \(name): \(Self.mutantsPerFile) mutants, reader: \(ok) read, \(refusedTotal) refused "
+                + "\(refused.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.rawValue)=\($0.value)" }); "
+                + "walk without checksums: \(deepOK) read, \(deepRefused) refused")
     }
 
     @Test("lookup3 matches Bob Jenkins' published hashlittle values")
