@@ -16,7 +16,7 @@ Writes Tests/Fixtures/hdf5-hostile/:
       group_cycle.h5       a group holding a hard link to itself (legal HDF5; the reader refuses the cycle)
   * byte-patched hostile files (each from a small h5py file; the patch is described in expected.json):
       truncated.h5, continuation_past_eof.h5, continuation_cycle.h5, gcol_lying_size.h5,
-      dataset_too_big.h5, chunk_btree_cycle.h5, ohdr_checksum.h5, fletcher32.h5,
+      dataset_too_big.h5, zero_dim_overflow.h5, chunk_btree_cycle.h5, ohdr_checksum.h5, fletcher32.h5,
       extensible_array_index.h5
   * expected.json: file -> {"kind", "message"} the Swift reader must throw (exact), or {"ok": true}
   * digests.json: file -> dataset path -> {"dtype", "shape", "sha256"} of the stored bytes (in the
@@ -164,6 +164,21 @@ def main() -> None:
         "kind": "truncated",
         "message": f"dataset of shape [{1 << 40}, 11] needs {(1 << 40) * 11 * 4} bytes; the file has {len(data)}",
         "patch": f"dataspace dimensions and maximum dimensions (37, 11) at byte {at} set to (2^40, 11)",
+    }
+
+    # Zero elements, but dimensions whose product overflows (strides would overflow).
+    with h5py.File(OUT / "zero_dim_overflow.h5", "w") as f:
+        f.create_dataset("z", shape=(0, 5, 7), dtype="<f4", track_times=False)
+    data = bytearray((OUT / "zero_dim_overflow.h5").read_bytes())
+    dims = struct.pack("<QQQ", 0, 5, 7)
+    at = data.find(dims)
+    assert at > 0 and data.find(dims, at + 1) == at + 24
+    struct.pack_into("<QQQQQQ", data, at, 0, 1 << 40, 1 << 40, 0, 1 << 40, 1 << 40)
+    (OUT / "zero_dim_overflow.h5").write_bytes(data)
+    expected["zero_dim_overflow.h5"] = {
+        "kind": "limitExceeded",
+        "message": f"element count of shape [0, {1 << 40}, {1 << 40}] overflows",
+        "patch": f"dataspace (0, 5, 7) at byte {at} set to (0, 2^40, 2^40), maximum dimensions too",
     }
 
     # Global heap collection with a lying size (the variable-length 'source' attribute lives there).

@@ -183,12 +183,8 @@ extension HDF5NativeFile {
                 let size = Int(try c.u32())
                 return .compact(try c.slice(size, "compact data"))
             case 1:
-                var total: UInt64 = 1
-                for d in dims {
-                    let (p, o) = total.multipliedReportingOverflow(by: d)
-                    total = o ? UInt64.max : p
-                }
-                return .contiguous(address: try absolute(address ?? undefinedAddress, "dataset data"), size: total)
+                // These old messages store no byte size; the dataset's shape and the file bound it.
+                return .contiguous(address: try absolute(address ?? undefinedAddress, "dataset data"), size: UInt64.max)
             case 2:
                 let element = try c.u32()
                 return .chunkedBTree(btree: try absolute(address ?? undefinedAddress, "chunk B-tree"), chunk: try chunkDims(dims + [UInt64(element)]))

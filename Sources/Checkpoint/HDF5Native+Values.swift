@@ -119,13 +119,18 @@ extension HDF5NativeFile {
             throw CheckpointError(.limitExceeded, "dataspace has rank \(rank) (limit \(Self.maxRank))", member: path)
         }
         var count = 1
+        // The product of the non-zero dimensions too: strides are computed from it even when a
+        // zero dimension makes the element count 0.
+        var strideProduct = 1
         for _ in 0..<rank {
             let d = try c.length()
             guard d <= UInt64(Int.max) else { throw CheckpointError(.limitExceeded, "dimension \(d) too large", member: path) }
             space.dims.append(Int(d))
             let (p, o) = count.multipliedReportingOverflow(by: Int(d))
-            guard !o else { throw CheckpointError(.limitExceeded, "element count of shape \(space.dims) overflows", member: path) }
+            let (q, o2) = strideProduct.multipliedReportingOverflow(by: max(Int(d), 1))
+            guard !o, !o2 else { throw CheckpointError(.limitExceeded, "element count of shape \(space.dims) overflows", member: path) }
             count = p
+            strideProduct = q
         }
         if flags & 1 != 0 { try c.skip(rank * lengthSize) }  // maximum dimensions
         if space.isNull {
