@@ -13,6 +13,8 @@ Writes Tests/Fixtures/hdf5-hostile/:
                            layout 5 (single-chunk filtered, implicit index, fixed array
                            unfiltered and gzip), compact layout, '>f2'
       v108_userblock.h5    libver 'v108' (superblock 2) behind a 512-byte userblock
+      dense_links.h5       300 hard links in a group, 40 root attributes: indirect fractal heap blocks,
+                           v2 B-trees of depth 1
       group_cycle.h5       a group holding a hard link to itself (legal HDF5; the reader refuses the cycle)
   * byte-patched hostile files (each from a small h5py file; the patch is described in expected.json):
       truncated.h5, continuation_past_eof.h5, continuation_cycle.h5, gcol_lying_size.h5,
@@ -91,6 +93,30 @@ def v108_userblock(path: pathlib.Path) -> None:
         f.create_dataset("g/i64", data=np.arange(7, dtype="<i8"), track_times=False)
 
 
+def dense_links(path: pathlib.Path) -> None:
+    """300 hard links in one group and 40 root attributes: fractal heaps with indirect root blocks and
+    v2 B-trees of depth 1 (checked below)."""
+    with h5py.File(path, "w", libver="latest") as f:
+        d = f.create_dataset("data", data=values(6), track_times=False)
+        g = f.create_group("g")
+        for i in range(300):
+            g[f"h{i:03d}"] = d
+        for i in range(40):
+            f.attrs[f"attr{i:02d}"] = f"v{i}" * 20
+    data = path.read_bytes()
+    rows = []
+    at = data.find(b"FRHP")
+    while at >= 0:
+        rows.append(struct.unpack_from("<H", data, at + 4 + 10 + 8 * 4 + 8 * 8 + 30)[0])
+        at = data.find(b"FRHP", at + 1)
+    depths = []
+    at = data.find(b"BTHD")
+    while at >= 0:
+        depths.append(struct.unpack_from("<H", data, at + 12)[0])
+        at = data.find(b"BTHD", at + 1)
+    assert len(rows) == 2 and min(rows) >= 1 and depths == [1, 1], (rows, depths)
+
+
 def group_cycle(path: pathlib.Path) -> None:
     with h5py.File(path, "w") as f:
         f.create_dataset("a/x", data=values(3), track_times=False)
@@ -130,6 +156,8 @@ def main() -> None:
     v108_userblock(OUT / "v108_userblock.h5")
     expected["latest_features.h5"] = {"ok": True}
     expected["v108_userblock.h5"] = {"ok": True}
+    dense_links(OUT / "dense_links.h5")
+    expected["dense_links.h5"] = {"ok": True}
     group_cycle(OUT / "group_cycle.h5")
     with h5py.File(OUT / "group_cycle.h5") as f:
         a = addr(f["a"])
@@ -275,7 +303,7 @@ def main() -> None:
 
     # Digests of every dataset h5py reads, in stored byte order.
     digests: dict[str, dict] = {}
-    files = sorted(FIXTURES.glob("*.h5")) + [OUT / "latest_features.h5", OUT / "v108_userblock.h5"]
+    files = sorted(FIXTURES.glob("*.h5")) + [OUT / n for n in ("latest_features.h5", "v108_userblock.h5", "dense_links.h5")]
     for path in files:
         entry: dict[str, dict] = {}
         with h5py.File(path) as f:

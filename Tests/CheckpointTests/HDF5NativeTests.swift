@@ -130,6 +130,16 @@ struct HDF5NativeTests {
         #expect(v2.superblockVersion == 2 && v2.base == 512)
     }
 
+    @Test("dense storage with indirect fractal heap blocks and v2 B-trees of depth 1: 300 links, 40 attributes")
+    func denseStorage() throws {
+        let sd = try CheckpointReader.read(Self.path(of: "dense_links.h5"))
+        let names = ["data"] + (0..<300).map { String(format: "g/h%03d", $0) }
+        #expect(sd.names.sorted() == names)
+        for name in names { #expect(try sd[name]?.floats() == (0..<6).map { Float($0) * 0.25 }, "\(name)") }
+        let extras = Dictionary(sd.extras.map { ($0.name, $0.value.stringValue ?? "") }, uniquingKeysWith: { a, _ in a })
+        #expect(extras == Dictionary(uniqueKeysWithValues: (0..<40).map { (String(format: "attr%02d", $0), String(repeating: "v\($0)", count: 20)) }))
+    }
+
     static var hostileFiles: [String] { expected.filter { $0.value["ok"] == nil }.map(\.key).sorted() }
 
     @Test("hand-made hostile files are refused with their exact typed error", arguments: hostileFiles)
