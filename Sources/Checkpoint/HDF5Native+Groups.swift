@@ -87,6 +87,7 @@ extension HDF5NativeFile {
             throw CheckpointError(.malformed, "two links named '\(links[i].name)'", member: path)
         }
         linkCache[address] = links
+        linkIndex[address] = Dictionary(links.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         return links
     }
 

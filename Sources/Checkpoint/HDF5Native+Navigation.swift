@@ -16,7 +16,8 @@ extension HDF5NativeFile {
     /// such link. Soft, external and user-defined links are refused (they could name other files).
     func child(_ name: String, in group: HDF5ObjectHeader, path: String) throws(CheckpointError) -> (HDF5ObjectHeader, HDF5ObjectKind)? {
         guard !name.isEmpty, !name.contains("/"), name != ".", name != ".." else { return nil }
-        guard let link = try links(ofGroupAt: group.address, path: path).first(where: { $0.name == name }) else { return nil }
+        if linkIndex[group.address] == nil { _ = try links(ofGroupAt: group.address, path: path) }
+        guard let link = linkIndex[group.address]?[name] else { return nil }
         switch link.target {
         case .hard(let address):
             let header = try objectHeader(at: address, path: path.isEmpty ? name : path + "/" + name)
@@ -59,8 +60,11 @@ extension HDF5NativeFile {
 
     /// The attribute called `name` of `object`, if any.
     func attribute(_ object: HDF5ObjectHeader, _ name: String, path: String) throws(CheckpointError) -> HDF5Attribute? {
-        if attributeCache[object.address] == nil { attributeCache[object.address] = try attributes(of: object, path: path) }
-        return attributeCache[object.address]?.first { $0.name == name }
+        if attributeIndex[object.address] == nil {
+            let all = try attributes(of: object, path: path)
+            attributeIndex[object.address] = Dictionary(all.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        }
+        return attributeIndex[object.address]?[name]
     }
 
     /// Whether `object` has an attribute called `name`.

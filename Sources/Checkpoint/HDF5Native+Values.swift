@@ -177,6 +177,9 @@ extension HDF5NativeFile {
             }
         }
         out.sort { Array($0.name.utf8).lexicographicallyPrecedes(Array($1.name.utf8)) }
+        for i in out.indices.dropFirst() where out[i].name == out[i - 1].name {
+            throw CheckpointError(.malformed, "two attributes named '\(out[i].name)'", member: path)
+        }
         return out
     }
 

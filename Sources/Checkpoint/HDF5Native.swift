@@ -48,8 +48,11 @@ final class HDF5NativeFile {
     /// Offsets of the object headers parsed so far (tests aim mutations at them).
     var parsedHeaderAddresses: [Int] { headers.keys.sorted() }
     var linkCache: [Int: [HDF5Link]] = [:]
+    /// The links of each group parsed so far, by name.
+    var linkIndex: [Int: [String: HDF5Link]] = [:]
     var globalHeaps: [Int: [Int: ByteSlice]] = [:]
-    var attributeCache: [Int: [HDF5Attribute]] = [:]
+    /// The attributes of each object looked up so far, by name.
+    var attributeIndex: [Int: [String: HDF5Attribute]] = [:]
     /// Links listed so far over the whole file, capped by `maxObjects`.
     var linksSeen = 0
 
