@@ -18,8 +18,11 @@ enum HDF5Layout {
 
 /// One filter of a pipeline.
 struct HDF5Filter {
+    /// Filter identifier (1 deflate, 2 shuffle, ...).
     let id: UInt16
+    /// Whether the filter may be skipped when it fails.
     let optional: Bool
+    /// Client data values.
     let values: [UInt32]
 }
 
@@ -551,7 +554,8 @@ extension HDF5NativeFile {
         return current
     }
 
-    /// Inflates a zlib stream (deflate filter) to exactly `size` bytes, checking its Adler-32.
+    /// Inflates a zlib stream (deflate filter) to exactly `size` bytes (the zlib header is checked;
+    /// the Adler-32 trailer is not, the exact output size is).
     private func inflateZlib(_ stored: ByteSlice, size: Int, at offset: Int, path: String) throws(CheckpointError) -> ByteSlice {
         guard stored.count >= 6, stored[0] & 0x0F == 8, (UInt16(stored[0]) << 8 | UInt16(stored[1])) % 31 == 0, stored[1] & 0x20 == 0 else {
             throw CheckpointError(.malformed, "deflate chunk at byte \(offset) has no zlib header", offset: offset, member: path)

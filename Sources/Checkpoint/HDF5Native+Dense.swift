@@ -1,15 +1,26 @@
 /// A fractal heap header (FRHP), as far as finding managed and tiny objects needs it.
 struct HDF5FractalHeap {
+    /// Absolute offset of the header.
     let address: Int
+    /// Bytes of a heap ID.
     let idLength: Int
+    /// Blocks per row of the doubling table.
     let tableWidth: Int
+    /// Size of the blocks of rows 0 and 1.
     let startingBlockSize: Int
+    /// Largest direct block; larger rows hold indirect blocks.
     let maxDirectBlockSize: Int
+    /// Absolute offset of the root block, nil for an empty heap.
     let rootBlock: Int?
+    /// Rows of the root indirect block; 0 when the root is a direct block.
     let currentRows: Int
+    /// Bytes of an offset in a managed heap ID.
     let offsetBytes: Int
+    /// Bytes of a length in a managed heap ID.
     let lengthBytes: Int
+    /// Bytes of a block's offset field in block headers.
     let blockOffsetBytes: Int
+    /// Whether direct blocks end their header with a checksum.
     let checksummedDirectBlocks: Bool
     /// Rows of direct blocks in an indirect block, before rows of indirect blocks begin.
     let maxDirectRows: Int

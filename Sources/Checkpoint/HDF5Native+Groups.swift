@@ -11,7 +11,9 @@ struct HDF5Link {
         /// A user-defined link type (not followed).
         case other(UInt8)
     }
+    /// The link's name in its group.
     let name: String
+    /// Where it points.
     let target: Target
 }
 
@@ -20,15 +22,25 @@ enum HDF5ObjectKind { case group, dataset, other }
 
 extension HDF5NativeFile {
     // Message types (specification IV.A.2).
+    /// Dataspace (shape).
     static let dataspaceMessage: UInt16 = 0x01
+    /// Link info (new-style group, dense link storage).
     static let linkInfoMessage: UInt16 = 0x02
+    /// Datatype.
     static let datatypeMessage: UInt16 = 0x03
+    /// Fill value.
     static let fillValueMessage: UInt16 = 0x05
+    /// Link (compact new-style group).
     static let linkMessage: UInt16 = 0x06
+    /// Data layout.
     static let layoutMessage: UInt16 = 0x08
+    /// Filter pipeline.
     static let filterMessage: UInt16 = 0x0B
+    /// Attribute.
     static let attributeMessage: UInt16 = 0x0C
+    /// Symbol table (old-style group).
     static let symbolTableMessage: UInt16 = 0x11
+    /// Attribute info (dense attribute storage).
     static let attributeInfoMessage: UInt16 = 0x15
 
     /// Group when it has a symbol table or link info message, dataset when it has a layout.

@@ -1,10 +1,16 @@
 /// An HDF5 datatype (IV.A.2.d), as far as this reader uses it.
 indirect enum HDF5Datatype {
+    /// Integers.
     case fixedPoint(size: Int, signed: Bool, bigEndian: Bool)
+    /// Floating point (IEEE layouts by exponent and mantissa width).
     case floatingPoint(size: Int, bigEndian: Bool, exponentBits: Int, mantissaBits: Int)
+    /// Fixed-length strings of `size` bytes.
     case string(size: Int)
+    /// Variable-length strings (global heap references).
     case variableLengthString
+    /// Opaque bytes (Keras 3 bfloat16).
     case opaque(size: Int)
+    /// Enumerations (h5py bool).
     case enumeration(size: Int, members: Int)
     /// Any other class (time, bitfield, compound, reference, array, variable-length sequence).
     case other(typeClass: Int, size: Int)
@@ -22,7 +28,9 @@ indirect enum HDF5Datatype {
 
 /// An HDF5 dataspace: scalar (no dimensions), simple, or null (no elements).
 struct HDF5Dataspace {
+    /// A null dataspace (no elements, no shape).
     var isNull = false
+    /// Dimensions (none for a scalar).
     var dims: [Int] = []
     /// Number of elements (0 for a null dataspace).
     var count: Int = 1
@@ -30,9 +38,13 @@ struct HDF5Dataspace {
 
 /// An attribute: name, type, shape and its stored value bytes.
 struct HDF5Attribute {
+    /// Attribute name.
     let name: String
+    /// Element type.
     let type: HDF5Datatype
+    /// Shape.
     let space: HDF5Dataspace
+    /// The stored values.
     let value: ByteSlice
 }
 

@@ -3,8 +3,10 @@
 /// checksums), old-style groups (v1 B-tree + symbol nodes + local heap) and new-style groups (link
 /// messages, dense links in a fractal heap indexed by a v2 B-tree), attributes (compact and dense),
 /// fixed- and variable-length strings (global heap), and datasets stored compact, contiguous or
-/// chunked (v1 B-tree index, or a v4 single-chunk / implicit index) with the deflate and shuffle
-/// filters.
+/// chunked (v1 B-tree index, or a layout 4/5 single-chunk, implicit or unpaged fixed-array index)
+/// with the deflate and shuffle filters. Anything else (extensible-array and v2 B-tree chunk
+/// indexes, other filters, committed datatypes, huge or filtered fractal heap objects, virtual
+/// datasets) is refused with an `.unsupported` error that names the feature.
 ///
 /// It works on the bytes of the file (usually the memory map) and never writes them. Every address
 /// and length is checked against the file before use, every loop is bounded by the bytes that back
@@ -27,8 +29,11 @@ final class HDF5NativeFile {
     /// Absolute offset of the root group's object header.
     let rootAddress: Int
 
+    /// Deepest nesting of groups, B-tree levels and paths followed.
     static let maxDepth = 64
+    /// Highest dataset rank.
     static let maxRank = 32
+    /// Most links, chunks or B-tree records in one file (and objects one walk visits).
     static let maxObjects = 1_000_000
     /// Most messages one object header may hold (over all its blocks).
     static let maxMessages = 1 << 16
@@ -47,9 +52,11 @@ final class HDF5NativeFile {
     }
     /// Offsets of the object headers parsed so far (tests aim mutations at them).
     var parsedHeaderAddresses: [Int] { headers.keys.sorted() }
+    /// The links of each group parsed so far, in name order.
     var linkCache: [Int: [HDF5Link]] = [:]
     /// The links of each group parsed so far, by name.
     var linkIndex: [Int: [String: HDF5Link]] = [:]
+    /// Global heap collections parsed so far: their objects by index.
     var globalHeaps: [Int: [Int: ByteSlice]] = [:]
     /// The attributes of each object looked up so far, by name.
     var attributeIndex: [Int: [String: HDF5Attribute]] = [:]
@@ -179,6 +186,7 @@ final class HDF5NativeFile {
         return Int(sum)
     }
 
+    /// The all-ones address that means "none".
     var undefinedAddress: UInt64 { offsetSize == 8 ? UInt64.max : (UInt64(1) << UInt64(8 * offsetSize)) - 1 }
 
     /// Verifies the lookup3 checksum stored at `end` over `[start, end)` (only that it is present
@@ -339,6 +347,7 @@ final class HDF5NativeFile {
             try append(HDF5Message(type: type, flags: mflags, body: body, offset: at), into: &messages, pending: &pending, seen: &seen, path: path)
         }
     }
+    /// Whether the version-2 header being parsed stores a creation order in each message header.
     private var creationOrderTracked = false
 
     private func append(
@@ -359,122 +368,4 @@ final class HDF5NativeFile {
         HDF5Cursor(
             data, at: message.offset, end: message.offset + message.body.count, offsetSize: offsetSize, lengthSize: lengthSize, what: what)
     }
-}
-
-/// One object header message: its type, flags and body (a window into the file).
-struct HDF5Message {
-    let type: UInt16
-    let flags: UInt8
-    let body: ByteSlice
-    /// Absolute file offset of the body.
-    let offset: Int
-
-    /// Whether the body is a reference to a shared message elsewhere (committed datatypes, ...).
-    var isShared: Bool { flags & 0x02 != 0 }
-}
-
-/// The messages of one object (NIL and continuation messages dropped), in file order.
-struct HDF5ObjectHeader {
-    let address: Int
-    let messages: [HDF5Message]
-
-    /// The first message of `type`.
-    func first(_ type: UInt16) -> HDF5Message? { messages.first { $0.type == type } }
-
-    /// Every message of `type`.
-    func all(_ type: UInt16) -> [HDF5Message] { messages.filter { $0.type == type } }
-}
-
-/// A bounds-checked little-endian cursor over `[position, end)` of the file, with the file's sizes
-/// of addresses and lengths. Errors name `what` and the absolute byte offset.
-struct HDF5Cursor {
-    let data: ByteSlice
-    private(set) var position: Int
-    let end: Int
-    let offsetSize: Int
-    let lengthSize: Int
-    let what: String
-
-    init(_ data: ByteSlice, at: Int, end: Int, offsetSize: Int, lengthSize: Int, what: String) {
-        self.data = data
-        self.position = at
-        self.end = min(end, data.count)
-        self.offsetSize = offsetSize
-        self.lengthSize = lengthSize
-        self.what = what
-    }
-
-    var remaining: Int { max(0, end - position) }
-
-    func need(_ n: Int, _ item: String) throws(CheckpointError) {
-        guard n >= 0, n <= end - position else {
-            throw CheckpointError(
-                .truncated, "\(what): \(item) at byte \(position) needs \(n) bytes; only \(max(0, end - position)) remain", offset: position)
-        }
-    }
-
-    mutating func skip(_ n: Int) throws(CheckpointError) {
-        try need(n, "a field")
-        position += n
-    }
-
-    mutating func seek(_ to: Int) throws(CheckpointError) {
-        guard to >= 0, to <= end else { throw CheckpointError(.truncated, "\(what): position \(to) lies outside it", offset: position) }
-        position = to
-    }
-
-    mutating func u8() throws(CheckpointError) -> UInt8 {
-        try need(1, "a byte")
-        defer { position += 1 }
-        return data[position]
-    }
-
-    mutating func u16() throws(CheckpointError) -> UInt16 { UInt16(try sized(2)) }
-    mutating func u32() throws(CheckpointError) -> UInt32 { UInt32(try sized(4)) }
-    mutating func u64() throws(CheckpointError) -> UInt64 { try sized(8) }
-
-    /// A little-endian unsigned integer of `n` (0...8) bytes.
-    mutating func sized(_ n: Int) throws(CheckpointError) -> UInt64 {
-        guard n >= 0, n <= 8 else { throw CheckpointError(.malformed, "\(what): a \(n)-byte integer field", offset: position) }
-        try need(n, "a \(n)-byte integer")
-        var v: UInt64 = 0
-        for i in 0..<n { v |= UInt64(data[position + i]) << UInt64(8 * i) }
-        position += n
-        return v
-    }
-
-    /// An address field (file's size of offsets).
-    mutating func address() throws(CheckpointError) -> UInt64 { try sized(offsetSize) }
-    /// A length field (file's size of lengths).
-    mutating func length() throws(CheckpointError) -> UInt64 { try sized(lengthSize) }
-
-    /// The next `n` bytes as a window.
-    mutating func slice(_ n: Int, _ item: String = "a block") throws(CheckpointError) -> ByteSlice {
-        try need(n, item)
-        defer { position += n }
-        return try data.slice(position, n)
-    }
-
-    /// Whether the next four bytes are `signature` (does not move).
-    func peekSignature(_ signature: String) throws(CheckpointError) -> Bool {
-        guard end - position >= 4 else { return false }
-        return Array(signature.utf8) == (0..<4).map { data[position + $0] }
-    }
-
-    /// Reads and checks a four-byte signature.
-    mutating func signature(_ signature: String) throws(CheckpointError) {
-        guard try peekSignature(signature) else {
-            throw CheckpointError(.malformed, "\(what) at byte \(position) has no \(signature) signature", offset: position)
-        }
-        position += 4
-    }
-}
-
-/// `0x1234abcd`.
-func hex(_ v: UInt32) -> String { "0x" + String(v, radix: 16) }
-
-/// Converts a file-stored count to `Int`, refusing values above `limit`.
-func hdf5Int(_ v: UInt64, limit: Int, _ what: @autoclosure () -> String) throws(CheckpointError) -> Int {
-    guard v <= UInt64(limit) else { throw CheckpointError(.limitExceeded, "\(what()) is \(v) (limit \(limit))") }
-    return Int(v)
 }
