@@ -357,8 +357,9 @@ extension HDF5NativeFile {
                 total = t
                 bytes = b
             }
-            // A chunk never needs more memory than the larger of the dataset and 64 MiB.
-            guard bytes <= max(byteCount, 64 << 20) else {
+            // A chunk never needs more memory than the larger of the dataset (which the file backs)
+            // and 1 MiB.
+            guard bytes <= max(byteCount, 1 << 20) else {
                 throw CheckpointError(.limitExceeded, "chunks of \(chunk) need \(bytes) bytes each, more than the dataset's \(byteCount)", member: path)
             }
             return (counts, total, bytes)
