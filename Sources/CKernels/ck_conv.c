@@ -4,6 +4,7 @@
  * while storing. */
 #include "ck_internal.h"
 
+#include <math.h>
 #include <string.h>
 
 #define KC_MAX 256
@@ -48,6 +49,38 @@ void ck_conv_pack(const float *weight, int groups, int out_channels, int in_chan
     ck_parallel_for(groups * j.panels, pack_weights_task, &j);
 }
 
+typedef struct unpack_weights_job {
+    const float *packed;
+    float *weight;
+    int og, panels;
+    size_t kg;
+} unpack_weights_job;
+
+static void unpack_weights_task(void *context, int task, int worker) {
+    (void)worker;
+    const unpack_weights_job *j = context;
+    const int g = task / j->panels, p = task % j->panels;
+    const float *src = j->packed + (size_t)task * j->kg * CK_MR;
+    for (size_t k = 0; k < j->kg; k++) {
+        for (int r = 0; r < CK_MR; r++) {
+            int o = p * CK_MR + r;
+            if (o < j->og) j->weight[((size_t)g * j->og + o) * j->kg + k] = src[r];
+        }
+        src += CK_MR;
+    }
+}
+
+void ck_conv_unpack(const float *packed, int groups, int out_channels, int in_channels, int kh, int kw,
+                    float *weight) {
+    unpack_weights_job j;
+    j.packed = packed;
+    j.weight = weight;
+    j.og = out_channels / groups;
+    j.kg = (size_t)(in_channels / groups) * (size_t)kh * (size_t)kw;
+    j.panels = (j.og + CK_MR - 1) / CK_MR;
+    ck_parallel_for(groups * j.panels, unpack_weights_task, &j);
+}
+
 typedef struct fold_job {
     const float *weight;
     const double *scale;
@@ -78,7 +111,8 @@ void ck_scale_rows(const float *weight, const double *scale, ptrdiff_t rows, ptr
 /* ---- Portable micro-kernel ---------------------------------------------------------------------- */
 
 void ck_kernel_portable(int kc, const float *a, const float *b, float *c, ptrdiff_t ldc, int mv, int nv,
-                        int first, int last, const float *bias, const float *res, ptrdiff_t ldr, int relu) {
+                        int first, int last, const float *scale, const float *bias, const float *res, ptrdiff_t ldr,
+                        int relu) {
     float acc[CK_MR][CK_NR];
     memset(acc, 0, sizeof acc);
     for (int k = 0; k < kc; k++) {
@@ -95,7 +129,8 @@ void ck_kernel_portable(int kc, const float *a, const float *b, float *c, ptrdif
             float v = acc[r][j];
             if (!first) v = row[j] + v;
             if (last) {
-                if (bias) v += bias[r];
+                if (scale) v = fmaf(v, scale[r], bias ? bias[r] : 0.0f);
+                else if (bias) v += bias[r];
                 if (res) v += res[r * ldr + j];
                 if (relu) v = v < 0 ? 0 : v;
             }
@@ -116,6 +151,7 @@ typedef struct conv_job {
     int plane;                /* oh * ow */
     int nchunks, nc;          /* column chunks (per image, or over the batch when mixed) and their width */
     int mixed;                /* chunks run over the columns of all images (small planes, batch > 1) */
+    int buffered;             /* sums accumulate in a scratch buffer, stored once at the end */
     int mchunks, mpc;         /* row chunks and weight panels per chunk */
     int nkb, kc;              /* depth blocks and their size */
     float *shared;            /* when set: every item's packed input, packed once before the compute */
@@ -263,8 +299,9 @@ static void conv_task(void *context, int task, int worker) {
     if (p0 >= p1 || ncols <= 0) return;
 
     float *bp = job->shared ? NULL : ck_scratch(0, (size_t)job->kc * job->nc);
-    /* mixed: accumulate the chunk in a buffer, [row][nc], then store it image by image */
-    float *acc = job->mixed ? ck_scratch(2, (size_t)(p1 - p0) * CK_MR * job->nc) : NULL;
+    /* mixed, or a residual read from the output itself over several depth blocks: accumulate the chunk
+     * in a buffer, [row][nc], then store it (image by image) with the epilogue */
+    float *acc = job->buffered ? ck_scratch(2, (size_t)(p1 - p0) * CK_MR * job->nc) : NULL;
     float *outImage = io->out + (ptrdiff_t)img * io->out_batch_stride - (ptrdiff_t)(job->mixed ? 0 : img * plane);
     const float *resImage = io->residual ? io->residual + (ptrdiff_t)img * io->residual_batch_stride : NULL;
     for (int kb = 0; kb < job->nkb; kb++) {
@@ -283,17 +320,18 @@ static void conv_task(void *context, int task, int worker) {
                 float *c = acc + (size_t)(p - p0) * CK_MR * job->nc;
                 for (int q = 0; q < panels; q++)
                     job->kernel(kc, a, bp + (size_t)q * kc * CK_NR, c + q * CK_NR, job->nc, CK_MR, CK_NR, first, 0,
-                                NULL, NULL, 0, 0);
+                                NULL, NULL, NULL, 0, 0);
                 continue;
             }
             const float *bias = cv->bias ? cv->bias + row0 : NULL;
+            const float *scale = cv->scale ? cv->scale + row0 : NULL;
             for (int q = 0; q < panels; q++) {
                 const int col = n0 + q * CK_NR; /* in image img: col - img * plane */
                 int nv = ncols - q * CK_NR;
                 if (nv > CK_NR) nv = CK_NR;
                 float *c = outImage + (size_t)row0 * plane + col;
                 const float *res = resImage ? resImage + (size_t)row0 * plane + (col - img * plane) : NULL;
-                job->kernel(kc, a, bp + (size_t)q * kc * CK_NR, c, (ptrdiff_t)plane, mv, nv, first, last, bias, res,
+                job->kernel(kc, a, bp + (size_t)q * kc * CK_NR, c, (ptrdiff_t)plane, mv, nv, first, last, scale, bias, res,
                             (ptrdiff_t)plane, io->relu);
             }
         }
@@ -306,7 +344,7 @@ static void conv_task(void *context, int task, int worker) {
         for (int r = 0; r < mv; r++) {
             const int o = g * job->og + p * CK_MR + r;
             const float *src = acc + ((size_t)(p - p0) * CK_MR + r) * job->nc;
-            const float b = cv->bias ? cv->bias[o] : 0.0f;
+            const float b = cv->bias ? cv->bias[o] : 0.0f, sc = cv->scale ? cv->scale[o] : 1.0f;
             int j = 0;
             while (j < ncols) {
                 const int gpos = n0 + j, im = gpos / plane, pos = gpos % plane;
@@ -316,22 +354,22 @@ static void conv_task(void *context, int task, int worker) {
                 const float *res = io->residual ? io->residual + (ptrdiff_t)im * io->residual_batch_stride +
                                                       (size_t)o * plane + pos
                                                 : NULL;
-                const float *restrict sp = src + j;
-                float *restrict dp = dst;
+                const float *sp = src + j;
+                float *dp = dst; /* res may equal dp (residual in place): each element is read, then written */
                 if (res && io->relu) {
                     for (int x = 0; x < run; x++) {
-                        float v = sp[x] + b + res[x];
+                        float v = fmaf(sp[x], sc, b) + res[x];
                         dp[x] = v < 0 ? 0 : v;
                     }
                 } else if (res) {
-                    for (int x = 0; x < run; x++) dp[x] = sp[x] + b + res[x];
+                    for (int x = 0; x < run; x++) dp[x] = fmaf(sp[x], sc, b) + res[x];
                 } else if (io->relu) {
                     for (int x = 0; x < run; x++) {
-                        float v = sp[x] + b;
+                        float v = fmaf(sp[x], sc, b);
                         dp[x] = v < 0 ? 0 : v;
                     }
                 } else {
-                    for (int x = 0; x < run; x++) dp[x] = sp[x] + b;
+                    for (int x = 0; x < run; x++) dp[x] = fmaf(sp[x], sc, b);
                 }
                 j += run;
             }
@@ -362,6 +400,10 @@ void ck_conv_forward(const ck_conv *cv, const ck_conv_io *io) {
     job.nkb = job.kg > 0 ? (job.kg + KC_MAX - 1) / KC_MAX : 1;
     job.kc = (job.kg + job.nkb - 1) / job.nkb;
     if (job.kc < 1) job.kc = 1;
+    /* A residual that is the output itself must be read before the first partial sums would overwrite
+     * it: with several depth blocks, the sums go to a buffer first. */
+    job.buffered = job.mixed || (io->residual != NULL && job.nkb > 1 &&
+                                 (const float *)io->out == io->residual);
     /* Row chunks only when there are too few column chunks to keep every thread busy. */
     int threads = ck_threads();
     long items = (long)(job.mixed ? 1 : io->batch) * cv->groups * job.nchunks;

@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define CK_PAUSE() _mm_pause()
@@ -203,4 +206,12 @@ void ck_parallel_for(int tasks, ck_task_fn fn, void *context) {
     atomic_store(&g_open, 0);
     while (atomic_load(&g_active) > 0) CK_PAUSE();
     pthread_mutex_unlock(&g_job_lock);
+}
+
+/* ---- Memory ------------------------------------------------------------------------------------ */
+
+void ck_release_free_memory(void) {
+#if defined(__GLIBC__)
+    malloc_trim(0);
+#endif
 }

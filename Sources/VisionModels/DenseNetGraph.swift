@@ -48,8 +48,8 @@ struct DenseNetGraph: Sendable {
 
     init(config c: DenseNetConfig, store: ParameterStore) throws(ModelError) {
         let eps = c.batchNormEps
-        stem = PreparedConv2d(try store.conv("features.conv0", Conv2dConfig(inChannels: 3, outChannels: c.numInitFeatures, kernel: 7, stride: 2, padding: 3),
-                              foldingBatchNorm: "features.norm0", eps: eps))
+        stem = try store.conv("features.conv0", Conv2dConfig(inChannels: 3, outChannels: c.numInitFeatures, kernel: 7, stride: 2, padding: 3),
+                              foldingBatchNorm: "features.norm0", eps: eps)
         var channels = c.numInitFeatures
         var blocks: [[Layer]] = []
         var transitions: [Transition] = []
@@ -61,8 +61,8 @@ struct DenseNetGraph: Sendable {
                 let cin = channels + l * c.growthRate
                 layers.append(Layer(
                     norm1: Affine(try store.batchNorm("\(p).norm1", eps: eps)),
-                    conv1: PreparedConv2d(try store.conv("\(p).conv1", Conv2dConfig(inChannels: cin, outChannels: inner, kernel: 1), foldingBatchNorm: "\(p).norm2", eps: eps)),
-                    conv2: PreparedConv2d(try store.conv("\(p).conv2", Conv2dConfig(inChannels: inner, outChannels: c.growthRate, kernel: 3, padding: 1), foldingBatchNorm: nil, eps: eps))))
+                    conv1: try store.conv("\(p).conv1", Conv2dConfig(inChannels: cin, outChannels: inner, kernel: 1), foldingBatchNorm: "\(p).norm2", eps: eps),
+                    conv2: try store.conv("\(p).conv2", Conv2dConfig(inChannels: inner, outChannels: c.growthRate, kernel: 3, padding: 1), foldingBatchNorm: nil, eps: eps)))
             }
             blocks.append(layers)
             channels += count * c.growthRate
@@ -70,7 +70,7 @@ struct DenseNetGraph: Sendable {
                 let p = "features.transition\(bi + 1)"
                 transitions.append(Transition(
                     norm: Affine(try store.batchNorm("\(p).norm", eps: eps)),
-                    conv: PreparedConv2d(try store.conv("\(p).conv", Conv2dConfig(inChannels: channels, outChannels: channels / 2, kernel: 1), foldingBatchNorm: nil, eps: eps))))
+                    conv: try store.conv("\(p).conv", Conv2dConfig(inChannels: channels, outChannels: channels / 2, kernel: 1), foldingBatchNorm: nil, eps: eps)))
                 channels /= 2
             }
         }

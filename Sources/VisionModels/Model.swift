@@ -29,7 +29,17 @@ public struct Model: Sendable {
     /// What loading found.
     public let report: LoadReport
     private let graph: Graph
-    private let weights: [String: TensorData]
+    /// Where each loaded parameter can be read back from (no second copy of the large weights).
+    private let weights: [String: KeptParameter]
+
+    /// A loaded parameter as the model keeps it: small tensors as an owned copy; float32 convolution
+    /// and classifier weights as the prepared layer, unpacked on request (exactly: packing only
+    /// re-orders them, and batch norm is applied outside them).
+    enum KeptParameter: Sendable {
+        case tensor(TensorData)
+        case conv(PreparedConv2d, shape: [Int])
+        case linear(Linear, shape: [Int])
+    }
 
     enum Graph: Sendable {
         case resnet(ResNetGraph)
@@ -138,8 +148,25 @@ public struct Model: Sendable {
         case .resnet(let c): graph = .resnet(try ResNetGraph(config: c, store: store))
         case .densenet(let c): graph = .densenet(try DenseNetGraph(config: c, store: store))
         }
-        var kept: [String: TensorData] = [:]
-        for spec in specs { kept[spec.name] = tensors[spec.name] }
+        // Keep what `parameter(named:)` needs without pinning the checkpoint's memory (a mapped file or
+        // the caller's arrays): large float32 weights are read back from the prepared layers, the rest
+        // is copied.
+        var kept: [String: KeptParameter] = [:]
+        for spec in specs {
+            guard let t = tensors[spec.name] else { continue }
+            if t.dtype == .float32, let conv = store.preparedConvs[spec.name] {
+                kept[spec.name] = .conv(conv, shape: t.shape)
+            } else if t.dtype == .float32, let linear = store.linears[spec.name] {
+                kept[spec.name] = .linear(linear, shape: t.shape)
+            } else {
+                do throws(CheckpointError) {
+                    kept[spec.name] = .tensor(try t.ownedCopy())
+                } catch {
+                    throw ModelError(error)
+                }
+            }
+        }
+        Engine.releaseFreedMemory()
         return Model(architecture: architecture, report: report, graph: graph, weights: kept)
     }
 
@@ -164,16 +191,31 @@ public struct Model: Sendable {
         }
     }
 
-    /// The loaded parameter called `name` (as the checkpoint stored it, before batch-norm folding).
-    public func parameter(named name: String) -> TensorData? { weights[name] }
+    /// The loaded parameter called `name` (as the checkpoint stored it, before batch-norm folding; the
+    /// large float32 weights are rebuilt from the prepared layers, as contiguous little-endian float32).
+    public func parameter(named name: String) -> TensorData? {
+        switch weights[name] {
+        case .none: return nil
+        case .tensor(let t): return t
+        case .conv(let conv, let shape): return try? TensorData(float32: conv.weightsAsGiven(), shape: shape)
+        case .linear(let linear, let shape): return try? TensorData(float32: linear.weight, shape: shape)
+        }
+    }
 
     /// Names of the loaded parameters, in the architecture's order.
     public var parameterNames: [String] { architecture.parameters.map(\.name).filter { weights[$0] != nil } }
 }
 
-/// The loaded tensors by name, handing out float32 values and batch-norm layers to graph builders.
-struct ParameterStore {
+/// The loaded tensors by name, handing out float32 values and batch-norm layers to graph builders, and
+/// remembering which prepared layer holds each convolution and classifier weight.
+final class ParameterStore {
     let tensors: [String: TensorData]
+    /// Convolution weight name -> the prepared convolution made from it.
+    private(set) var preparedConvs: [String: PreparedConv2d] = [:]
+    /// Classifier weight name -> the linear layer made from it.
+    private(set) var linears: [String: Linear] = [:]
+
+    init(tensors: [String: TensorData]) { self.tensors = tensors }
 
     func floats(_ name: String) throws(ModelError) -> [Float] {
         guard let t = tensors[name] else { throw ModelError(.incompatibleWeights, "missing parameter '\(name)'") }
@@ -194,14 +236,16 @@ struct ParameterStore {
         }
     }
 
-    /// A convolution without bias, with `bn` folded into it.
-    func conv(_ name: String, _ config: Conv2dConfig, foldingBatchNorm bn: String?, eps: Float) throws(ModelError) -> Conv2d {
+    /// The convolution `name` (with its bias if the checkpoint has one) followed by batch norm `bn`,
+    /// prepared for inference (see `PreparedConv2d.init(_:batchNorm:)`).
+    func conv(_ name: String, _ config: Conv2dConfig, foldingBatchNorm bn: String?, eps: Float) throws(ModelError) -> PreparedConv2d {
         let weight = try floats(name + ".weight")
         let bias: [Float]? = tensors[name + ".bias"] != nil ? try floats(name + ".bias") : nil
         let norm = try bn.map { (b) throws(ModelError) in try batchNorm(b, eps: eps) }
         do throws(NeuralNetError) {
-            let conv = try Conv2d(config: config, weight: weight, bias: bias)
-            return try norm.map { (n) throws(NeuralNetError) in try conv.folding(n) } ?? conv
+            let prepared = try PreparedConv2d(try Conv2d(config: config, weight: weight, bias: bias), batchNorm: norm)
+            preparedConvs[name + ".weight"] = prepared
+            return prepared
         } catch {
             throw ModelError(error, name)
         }
@@ -211,7 +255,9 @@ struct ParameterStore {
         let weight = try floats(name + ".weight")
         let bias = try floats(name + ".bias")
         do throws(NeuralNetError) {
-            return try Linear(weight: weight, bias: bias, inFeatures: inFeatures, outFeatures: outFeatures)
+            let linear = try Linear(weight: weight, bias: bias, inFeatures: inFeatures, outFeatures: outFeatures)
+            linears[name + ".weight"] = linear
+            return linear
         } catch {
             throw ModelError(error, name)
         }
