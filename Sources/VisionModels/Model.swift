@@ -142,6 +142,7 @@ public struct Model: Sendable {
             throw ModelError(.incompatibleWeights, "the weights do not fit \(architecture.name)", report: report)
         }
 
+        try verifyChecksums(specs.compactMap { tensors[$0.name] })
         let store = ParameterStore(tensors: tensors)
         let graph: Graph
         switch architecture.family {
@@ -239,16 +240,42 @@ final class ParameterStore {
     /// The convolution `name` (with its bias if the checkpoint has one) followed by batch norm `bn`,
     /// prepared for inference (see `PreparedConv2d.init(_:batchNorm:)`).
     func conv(_ name: String, _ config: Conv2dConfig, foldingBatchNorm bn: String?, eps: Float) throws(ModelError) -> PreparedConv2d {
-        let weight = try floats(name + ".weight")
         let bias: [Float]? = tensors[name + ".bias"] != nil ? try floats(name + ".bias") : nil
         let norm = try bn.map { (b) throws(ModelError) in try batchNorm(b, eps: eps) }
+        let window = try floatWindow(name + ".weight")
+        let copied = window == nil ? try floats(name + ".weight") : []
         do throws(NeuralNetError) {
-            let prepared = try PreparedConv2d(try Conv2d(config: config, weight: weight, bias: bias), batchNorm: norm)
+            let prepared: PreparedConv2d
+            if let window {
+                // Packed straight from the checkpoint's bytes (no float copy of the weights).
+                prepared = try PreparedConv2d(config: config, weight: window.buffer, bias: bias, batchNorm: norm)
+                withExtendedLifetime(window.owner) {}
+            } else {
+                prepared = try copied.withUnsafeBufferPointer { (w) throws(NeuralNetError) in
+                    try PreparedConv2d(config: config, weight: w, bias: bias, batchNorm: norm)
+                }
+            }
             preparedConvs[name + ".weight"] = prepared
             return prepared
         } catch {
             throw ModelError(error, name)
         }
+    }
+
+    /// The float32 values of `name` as a window into its storage, when it is stored as contiguous,
+    /// aligned little-endian float32 (the usual case); nil otherwise. `owner` keeps the bytes alive.
+    func floatWindow(_ name: String) throws(ModelError) -> (buffer: UnsafeBufferPointer<Float>, owner: ByteBuffer)? {
+        guard let t = tensors[name] else { throw ModelError(.incompatibleWeights, "missing parameter '\(name)'") }
+        guard t.dtype == .float32, t.isContiguous, t.storage.byteOrder == .little || t.elementCount == 0 else { return nil }
+        let slice: ByteSlice
+        do throws(CheckpointError) {
+            slice = try t.contiguousBytes()
+        } catch {
+            throw ModelError(error)
+        }
+        guard Int(bitPattern: slice.base) % MemoryLayout<Float>.alignment == 0 else { return nil }
+        let p = slice.base.assumingMemoryBound(to: Float.self)
+        return (UnsafeBufferPointer(start: p, count: t.elementCount), slice.buffer)
     }
 
     func linear(_ name: String, inFeatures: Int, outFeatures: Int) throws(ModelError) -> Linear {
@@ -262,4 +289,35 @@ final class ParameterStore {
             throw ModelError(error, name)
         }
     }
+}
+
+/// Runs the deferred CRC-32 checks of every tensor's storage (zip records) up front, on the engine's
+/// threads at once, largest first; each storage is checked once. Throws the error of the first failing
+/// tensor in `tensors`' order.
+func verifyChecksums(_ tensors: [TensorData]) throws(ModelError) {
+    final class Progress: @unchecked Sendable {
+        let lock = NSLock()
+        var next = 0
+        var failures: [(index: Int, error: CheckpointError)] = []
+    }
+    let order = tensors.indices.sorted { tensors[$0].byteCount > tensors[$1].byteCount }
+    let progress = Progress()
+    let workers = max(1, min(Engine.threads, order.count))
+    DispatchQueue.concurrentPerform(iterations: workers) { _ in
+        while true {
+            progress.lock.lock()
+            let k = progress.next
+            progress.next += 1
+            progress.lock.unlock()
+            guard k < order.count else { return }
+            do throws(CheckpointError) {
+                try tensors[order[k]].storage.verifyChecksum()
+            } catch {
+                progress.lock.lock()
+                progress.failures.append((order[k], error))
+                progress.lock.unlock()
+            }
+        }
+    }
+    if let first = progress.failures.min(by: { $0.index < $1.index }) { throw ModelError(first.error) }
 }
