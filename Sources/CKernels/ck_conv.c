@@ -110,6 +110,15 @@ void ck_scale_rows(const float *weight, const double *scale, ptrdiff_t rows, ptr
 
 /* ---- Portable micro-kernel ---------------------------------------------------------------------- */
 
+void ck_epilogue_portable(const float *src, float *dst, const float *res, int n, float scale, float bias, int relu) {
+    for (int x = 0; x < n; x++) {
+        float v = fmaf(src[x], scale, bias);
+        if (res) v += res[x];
+        if (relu) v = v < 0 ? 0 : v;
+        dst[x] = v;
+    }
+}
+
 void ck_kernel_portable(int kc, const float *a, const float *b, float *c, ptrdiff_t ldc, int mv, int nv,
                         int first, int last, const float *scale, const float *bias, const float *res, ptrdiff_t ldr,
                         int relu) {
@@ -337,7 +346,8 @@ static void conv_task(void *context, int task, int worker) {
         }
     }
     if (!acc) return;
-    /* store the mixed chunk: per row, per image segment, with bias, residual and activation */
+    /* store the buffered chunk: per row, per image segment, with scale, bias, residual and activation */
+    const ck_epilogue_fn epilogue = ck_epilogue();
     for (int p = p0; p < p1; p++) {
         int mv = job->og - p * CK_MR;
         if (mv > CK_MR) mv = CK_MR;
@@ -354,23 +364,7 @@ static void conv_task(void *context, int task, int worker) {
                 const float *res = io->residual ? io->residual + (ptrdiff_t)im * io->residual_batch_stride +
                                                       (size_t)o * plane + pos
                                                 : NULL;
-                const float *sp = src + j;
-                float *dp = dst; /* res may equal dp (residual in place): each element is read, then written */
-                if (res && io->relu) {
-                    for (int x = 0; x < run; x++) {
-                        float v = fmaf(sp[x], sc, b) + res[x];
-                        dp[x] = v < 0 ? 0 : v;
-                    }
-                } else if (res) {
-                    for (int x = 0; x < run; x++) dp[x] = fmaf(sp[x], sc, b) + res[x];
-                } else if (io->relu) {
-                    for (int x = 0; x < run; x++) {
-                        float v = fmaf(sp[x], sc, b);
-                        dp[x] = v < 0 ? 0 : v;
-                    }
-                } else {
-                    for (int x = 0; x < run; x++) dp[x] = fmaf(sp[x], sc, b);
-                }
+                epilogue(src + j, dst, res, run, sc, b, io->relu);
                 j += run;
             }
         }

@@ -170,7 +170,51 @@ CK_AVX2 void ck_kernel_avx2(int kc, const float *a, const float *b, float *c, pt
     }
 }
 
+CK_AVX512 void ck_epilogue_avx512(const float *src, float *dst, const float *res, int n, float scale, float bias,
+                                  int relu) {
+    const __m512 s = _mm512_set1_ps(scale), b = _mm512_set1_ps(bias), z = _mm512_setzero_ps();
+    int x = 0;
+    for (; x + 16 <= n; x += 16) {
+        __m512 v = _mm512_fmadd_ps(_mm512_loadu_ps(src + x), s, b);
+        if (res) v = _mm512_add_ps(v, _mm512_loadu_ps(res + x));
+        if (relu) v = _mm512_max_ps(z, v);
+        _mm512_storeu_ps(dst + x, v);
+    }
+    if (x < n) {
+        const __mmask16 m = (__mmask16)((1u << (n - x)) - 1);
+        __m512 v = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, src + x), s, b);
+        if (res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, res + x));
+        if (relu) v = _mm512_max_ps(z, v);
+        _mm512_mask_storeu_ps(dst + x, m, v);
+    }
+}
+
+CK_AVX2 void ck_epilogue_avx2(const float *src, float *dst, const float *res, int n, float scale, float bias,
+                              int relu) {
+    const __m256 s = _mm256_set1_ps(scale), b = _mm256_set1_ps(bias), z = _mm256_setzero_ps();
+    int x = 0;
+    for (; x + 8 <= n; x += 8) {
+        __m256 v = _mm256_fmadd_ps(_mm256_loadu_ps(src + x), s, b);
+        if (res) v = _mm256_add_ps(v, _mm256_loadu_ps(res + x));
+        if (relu) v = _mm256_max_ps(z, v);
+        _mm256_storeu_ps(dst + x, v);
+    }
+    if (x < n) {
+        const __m256i m = mask256(n - x);
+        __m256 v = _mm256_fmadd_ps(_mm256_maskload_ps(src + x, m), s, b);
+        if (res) v = _mm256_add_ps(v, _mm256_maskload_ps(res + x, m));
+        if (relu) v = _mm256_max_ps(z, v);
+        _mm256_maskstore_ps(dst + x, m, v);
+    }
+}
+
 #else
+void ck_epilogue_avx2(const float *src, float *dst, const float *res, int n, float scale, float bias, int relu) {
+    ck_epilogue_portable(src, dst, res, n, scale, bias, relu);
+}
+void ck_epilogue_avx512(const float *src, float *dst, const float *res, int n, float scale, float bias, int relu) {
+    ck_epilogue_portable(src, dst, res, n, scale, bias, relu);
+}
 void ck_kernel_avx2(int kc, const float *a, const float *b, float *c, ptrdiff_t ldc, int mv, int nv, int first,
                     int last, const float *scale, const float *bias, const float *res, ptrdiff_t ldr, int relu) {
     ck_kernel_portable(kc, a, b, c, ldc, mv, nv, first, last, scale, bias, res, ldr, relu);

@@ -51,6 +51,16 @@ int ck_set_level(int level) {
     return ck_level();
 }
 
+ck_epilogue_fn ck_epilogue(void) {
+    switch (ck_level()) {
+#if defined(__x86_64__)
+    case CK_LEVEL_AVX512: return ck_epilogue_avx512;
+    case CK_LEVEL_AVX2: return ck_epilogue_avx2;
+#endif
+    default: return ck_epilogue_portable;
+    }
+}
+
 ck_kernel_fn ck_kernel(void) {
     switch (ck_level()) {
 #if defined(__x86_64__)
