@@ -167,9 +167,16 @@ typedef struct conv_job {
     ck_kernel_fn kernel;
 } conv_job;
 
+/* A run of columns of one packed panel that come from one output row of one image. */
+typedef struct pack_segment {
+    int img, oy, ox0, pos, run; /* image, output row, first output column, position in the plane, length */
+    int dst;                    /* offset of its first column in the packed block's row: panel * kc * NR + col */
+} pack_segment;
+
 /* Packs rows [k0, k0 + kc) and columns [n0, n0 + ncols) of the (implicit) column matrix of group g into
  * panels of CK_NR columns ([panel][k][CK_NR]), zero past the valid columns. Columns are numbered over
- * the whole batch (image i owns [i * plane, (i + 1) * plane)), so a panel may span two images. */
+ * the whole batch (image i owns [i * plane, (i + 1) * plane)), so a panel may span two images. The
+ * columns are cut into segments (one panel, one image, one output row) once, outside the loop over k. */
 static void pack_input(const conv_job *job, int g, int k0, int kc, int n0, int ncols, float *dst) {
     const ck_conv *cv = job->cv;
     const ck_conv_io *io = job->io;
@@ -178,6 +185,28 @@ static void pack_input(const conv_job *job, int g, int k0, int kc, int n0, int n
     const size_t inplane = (size_t)h * w;
     const int panels = (ncols + CK_NR - 1) / CK_NR;
     const int pointwise = cv->kh == 1 && cv->kw == 1 && cv->sh == 1 && cv->sw == 1 && cv->ph == 0 && cv->pw == 0;
+    pack_segment seg[NC_MAX + NC_MAX / CK_NR + 1];
+    int nseg = 0;
+    for (int j = 0; j < ncols;) {
+        const int gpos = n0 + j, img = gpos / plane, pos = gpos % plane;
+        int run = plane - pos;
+        if (run > ncols - j) run = ncols - j;
+        const int panelEnd = (j / CK_NR + 1) * CK_NR;
+        if (run > panelEnd - j) run = panelEnd - j;
+        const int oy = pos / ow, ox0 = pos % ow;
+        if (!pointwise && run > ow - ox0) run = ow - ox0;
+        pack_segment *sg = &seg[nseg++];
+        sg->img = img;
+        sg->oy = oy;
+        sg->ox0 = ox0;
+        sg->pos = pos;
+        sg->run = run;
+        sg->dst = (j / CK_NR) * kc * CK_NR + j % CK_NR;
+        j += run;
+    }
+    const int tail = panels * CK_NR - ncols; /* zero columns at the end of the last panel */
+    float *const tailDst = dst + (size_t)(panels - 1) * kc * CK_NR + (CK_NR - tail);
+    const int sw = cv->sw;
     for (int k = k0; k < k0 + kc; k++) {
         const int cl = k / taps, tap = k % taps;
         const int ch = g * job->ig + cl;
@@ -186,69 +215,56 @@ static void pack_input(const conv_job *job, int g, int k0, int kc, int n0, int n
         const int pro = io->in_scale != NULL;
         const float s = pro ? io->in_scale[ch] : 1.0f, t = pro ? io->in_shift[ch] : 0.0f;
         float *row = dst + (size_t)(k - k0) * CK_NR;
-        for (int q = 0; q < panels; q++, row += (size_t)kc * CK_NR) {
-            const int c0 = n0 + q * CK_NR;
-            int cn = ncols - q * CK_NR;
-            if (cn > CK_NR) cn = CK_NR;
-            int j = 0;
-            while (j < cn) {
-                const int gpos = c0 + j;
-                const int img = gpos / plane, pos = gpos % plane;
-                const float *src = io->in + (ptrdiff_t)img * io->in_batch_stride + choff;
-                float *out = row + j;
-                if (pointwise) {
-                    int run = plane - pos;
-                    if (run > cn - j) run = cn - j;
-                    const float *p = src + pos;
-                    if (pro) {
-                        for (int x = 0; x < run; x++) {
-                            float v = p[x] * s + t;
-                            out[x] = v < 0 ? 0 : v;
-                        }
-                    } else if (run == CK_NR) {
-                        __builtin_memcpy(out, p, CK_NR * sizeof(float)); /* inlined: no call per panel row */
-                    } else {
-                        memcpy(out, p, (size_t)run * sizeof(float));
+        const int dx = tj * cv->dw - cv->pw;
+        /* Valid output columns for this tap: 0 <= ox * sw + dx < w. */
+        const int oxlo = ceil_div(-dx, sw), oxhi = floor_div(w - 1 - dx, sw) + 1;
+        for (int si = 0; si < nseg; si++) {
+            const pack_segment *sg = &seg[si];
+            const float *src = io->in + (ptrdiff_t)sg->img * io->in_batch_stride + choff;
+            float *out = row + sg->dst;
+            const int run = sg->run;
+            if (pointwise) {
+                const float *p = src + sg->pos;
+                if (pro) {
+                    for (int x = 0; x < run; x++) {
+                        float v = p[x] * s + t;
+                        out[x] = v < 0 ? 0 : v;
                     }
-                    j += run;
-                    continue;
-                }
-                const int oy = pos / ow, ox0 = pos % ow;
-                int run = ow - ox0;
-                if (run > cn - j) run = cn - j;
-                const int iy = oy * cv->sh - cv->ph + ti * cv->dh;
-                if (iy < 0 || iy >= h) {
-                    memset(out, 0, (size_t)run * sizeof(float));
+                } else if (run == CK_NR) {
+                    __builtin_memcpy(out, p, CK_NR * sizeof(float)); /* inlined: no call per panel row */
                 } else {
-                    const float *line = src + (size_t)iy * w;
-                    const int dx = tj * cv->dw - cv->pw;
-                    const int sw = cv->sw;
-                    /* Valid x: 0 <= (ox0 + x) * sw + dx < w. */
-                    int xlo = ceil_div(-dx, sw) - ox0;
-                    int xhi = floor_div(w - 1 - dx, sw) + 1 - ox0;
-                    if (xlo < 0) xlo = 0;
-                    if (xhi > run) xhi = run;
-                    if (xhi < xlo) xhi = xlo;
-                    if (xlo > 0) memset(out, 0, (size_t)xlo * sizeof(float));
-                    const float *from = line + (ox0 + xlo) * sw + dx;
-                    const int cnt = xhi - xlo;
-                    float *to = out + xlo;
-                    if (pro) {
-                        for (int x = 0; x < cnt; x++) {
-                            float v = from[x * sw] * s + t;
-                            to[x] = v < 0 ? 0 : v;
-                        }
-                    } else if (sw == 1) {
-                        memcpy(to, from, (size_t)cnt * sizeof(float));
-                    } else {
-                        for (int x = 0; x < cnt; x++) to[x] = from[x * sw];
-                    }
-                    if (xhi < run) memset(out + xhi, 0, (size_t)(run - xhi) * sizeof(float));
+                    memcpy(out, p, (size_t)run * sizeof(float));
                 }
-                j += run;
+                continue;
             }
-            if (cn < CK_NR) memset(row + cn, 0, (size_t)(CK_NR - cn) * sizeof(float));
+            const int iy = sg->oy * cv->sh - cv->ph + ti * cv->dh;
+            if (iy < 0 || iy >= h) {
+                memset(out, 0, (size_t)run * sizeof(float));
+                continue;
+            }
+            const float *line = src + (size_t)iy * w;
+            const int ox0 = sg->ox0;
+            int xlo = oxlo - ox0, xhi = oxhi - ox0;
+            if (xlo < 0) xlo = 0;
+            if (xhi > run) xhi = run;
+            if (xhi < xlo) xhi = xlo;
+            if (xlo > 0) memset(out, 0, (size_t)xlo * sizeof(float));
+            const float *from = line + (ox0 + xlo) * sw + dx;
+            const int cnt = xhi - xlo;
+            float *to = out + xlo;
+            if (pro) {
+                for (int x = 0; x < cnt; x++) {
+                    float v = from[x * sw] * s + t;
+                    to[x] = v < 0 ? 0 : v;
+                }
+            } else if (sw == 1) {
+                memcpy(to, from, (size_t)cnt * sizeof(float));
+            } else {
+                for (int x = 0; x < cnt; x++) to[x] = from[x * sw];
+            }
+            if (xhi < run) memset(out + xhi, 0, (size_t)(run - xhi) * sizeof(float));
         }
+        if (tail) memset(tailDst + (size_t)(k - k0) * CK_NR, 0, (size_t)tail * sizeof(float));
     }
 }
 
