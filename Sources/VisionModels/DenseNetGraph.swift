@@ -1,8 +1,8 @@
 import NeuralNet
 
 /// The DenseNet family's inference graph: stem, dense blocks whose layers see the concatenation of
-/// every earlier output, transitions, the final norm and the classifier. `norm2` folds into `conv1`
-/// and `norm0` into `conv0`; the pre-activation norms (`norm1`, transition `norm`, `norm5`) act on
+/// every earlier output, transitions, the final norm and the classifier. `norm2` is applied by `conv1`
+/// and `norm0` by `conv0` (in the kernels' epilogue, weights kept exact); the pre-activation norms (`norm1`, transition `norm`, `norm5`) act on
 /// concatenations and are fused into whatever reads them.
 ///
 /// Memory plan: each dense block owns one preallocated buffer with room for all of its channels. The
@@ -22,7 +22,7 @@ struct DenseNetGraph: Sendable {
 
     struct Layer: Sendable {
         let norm1: Affine
-        let conv1: PreparedConv2d  // norm2 folded in
+        let conv1: PreparedConv2d  // applies norm2
         let conv2: PreparedConv2d
     }
 
@@ -87,7 +87,7 @@ struct DenseNetGraph: Sendable {
         defer { workspaces.give(ws) }
         var out: [(name: String, tensor: Tensor)] = []
 
-        // Stem: conv0 (norm0 folded) + ReLU, then the 3x3/2 max pool into the first block's buffer.
+        // Stem: conv0 (applying norm0) + ReLU, then the 3x3/2 max pool into the first block's buffer.
         let (sh, sw) = stem.outputSize(height: h0, width: w0)
         guard sh > 0, sw > 0 else { throw ModelError(.shape, "densenet forward: input \(input.shape) is too small for the stem") }
         let staged = ws.buffer(Slot.input, count: input.data.count)

@@ -50,7 +50,8 @@ public struct Model: Sendable {
     public var numClasses: Int { architecture.defaultNumClasses }
 
     /// Loads `architecture` with weights from `pretrained`, remapping legacy names and validating every
-    /// key and shape strictly; batch norm is folded into the preceding convolutions once, here.
+    /// key and shape strictly; convolutions are prepared once, here, each with the batch norm that follows it
+    /// (applied in the kernels' epilogue; folded into the weights only for Winograd layers).
     public static func load(_ architecture: Architecture, pretrained: PretrainedSource, options: LoadOptions = LoadOptions()) throws(ModelError) -> Model {
         let sd = try pretrained.stateDict(for: architecture, options: options)
         return try load(architecture, stateDict: sd, options: options)

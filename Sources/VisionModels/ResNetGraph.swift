@@ -3,8 +3,8 @@ import NeuralNet
 
 /// The ResNet family's inference graph, built from `ResNetLayout`: the stem, residual blocks (basic,
 /// bottleneck, SENet bottleneck; grouped, wide; with or without squeeze-and-excitation; projection or
-/// zero-padded shortcuts), global pooling and the classifier, with every batch norm folded into its
-/// convolution.
+/// zero-padded shortcuts), global pooling and the classifier, with every batch norm applied by its
+/// convolution (in the kernels' epilogue, or folded into Winograd weights).
 ///
 /// Convolutions are prepared once (weights packed for the engine's kernels). An inference runs on a
 /// memory plan of reused buffers (`Workspace`): the block input and output swap between two slots, the
@@ -18,7 +18,7 @@ struct ResNetGraph: Sendable {
 
     struct Block: Sendable {
         let stage: Int
-        /// The residual branch's convolutions, batch norm folded.
+        /// The residual branch's convolutions, each applying its batch norm.
         let convs: [PreparedConv2d]
         let se: SqueezeExcite?
         let downsample: PreparedConv2d?
