@@ -2,8 +2,8 @@ import NeuralNet
 
 /// The DenseNet family's inference graph: stem, dense blocks whose layers see the concatenation of
 /// every earlier output, transitions, the final norm and the classifier. `norm2` is applied by `conv1`
-/// and `norm0` by `conv0` (in the kernels' epilogue, weights kept exact); the pre-activation norms (`norm1`, transition `norm`, `norm5`) act on
-/// concatenations and are fused into whatever reads them.
+/// and `norm0` by `conv0` (in the kernels' epilogue, weights kept exact); the pre-activation norms
+/// (`norm1`, transition `norm`, `norm5`) act on concatenations and are fused into whatever reads them.
 ///
 /// Memory plan: each dense block owns one preallocated buffer with room for all of its channels. The
 /// block's input and every layer's 32 (growth-rate) new channels are written straight into their place
