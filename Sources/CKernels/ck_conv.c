@@ -4,6 +4,7 @@
  * while storing. */
 #include "ck_internal.h"
 
+#include <math.h>
 #include <string.h>
 
 #define KC_MAX 256
@@ -48,6 +49,38 @@ void ck_conv_pack(const float *weight, int groups, int out_channels, int in_chan
     ck_parallel_for(groups * j.panels, pack_weights_task, &j);
 }
 
+typedef struct unpack_weights_job {
+    const float *packed;
+    float *weight;
+    int og, panels;
+    size_t kg;
+} unpack_weights_job;
+
+static void unpack_weights_task(void *context, int task, int worker) {
+    (void)worker;
+    const unpack_weights_job *j = context;
+    const int g = task / j->panels, p = task % j->panels;
+    const float *src = j->packed + (size_t)task * j->kg * CK_MR;
+    for (size_t k = 0; k < j->kg; k++) {
+        for (int r = 0; r < CK_MR; r++) {
+            int o = p * CK_MR + r;
+            if (o < j->og) j->weight[((size_t)g * j->og + o) * j->kg + k] = src[r];
+        }
+        src += CK_MR;
+    }
+}
+
+void ck_conv_unpack(const float *packed, int groups, int out_channels, int in_channels, int kh, int kw,
+                    float *weight) {
+    unpack_weights_job j;
+    j.packed = packed;
+    j.weight = weight;
+    j.og = out_channels / groups;
+    j.kg = (size_t)(in_channels / groups) * (size_t)kh * (size_t)kw;
+    j.panels = (j.og + CK_MR - 1) / CK_MR;
+    ck_parallel_for(groups * j.panels, unpack_weights_task, &j);
+}
+
 typedef struct fold_job {
     const float *weight;
     const double *scale;
@@ -77,8 +110,18 @@ void ck_scale_rows(const float *weight, const double *scale, ptrdiff_t rows, ptr
 
 /* ---- Portable micro-kernel ---------------------------------------------------------------------- */
 
+void ck_epilogue_portable(const float *src, float *dst, const float *res, int n, float scale, float bias, int relu) {
+    for (int x = 0; x < n; x++) {
+        float v = fmaf(src[x], scale, bias);
+        if (res) v += res[x];
+        if (relu) v = v < 0 ? 0 : v;
+        dst[x] = v;
+    }
+}
+
 void ck_kernel_portable(int kc, const float *a, const float *b, float *c, ptrdiff_t ldc, int mv, int nv,
-                        int first, int last, const float *bias, const float *res, ptrdiff_t ldr, int relu) {
+                        int first, int last, const float *scale, const float *bias, const float *res, ptrdiff_t ldr,
+                        int relu) {
     float acc[CK_MR][CK_NR];
     memset(acc, 0, sizeof acc);
     for (int k = 0; k < kc; k++) {
@@ -95,7 +138,8 @@ void ck_kernel_portable(int kc, const float *a, const float *b, float *c, ptrdif
             float v = acc[r][j];
             if (!first) v = row[j] + v;
             if (last) {
-                if (bias) v += bias[r];
+                if (scale) v = fmaf(v, scale[r], bias ? bias[r] : 0.0f);
+                else if (bias) v += bias[r];
                 if (res) v += res[r * ldr + j];
                 if (relu) v = v < 0 ? 0 : v;
             }
@@ -116,15 +160,23 @@ typedef struct conv_job {
     int plane;                /* oh * ow */
     int nchunks, nc;          /* column chunks (per image, or over the batch when mixed) and their width */
     int mixed;                /* chunks run over the columns of all images (small planes, batch > 1) */
+    int buffered;             /* sums accumulate in a scratch buffer, stored once at the end */
     int mchunks, mpc;         /* row chunks and weight panels per chunk */
     int nkb, kc;              /* depth blocks and their size */
     float *shared;            /* when set: every item's packed input, packed once before the compute */
     ck_kernel_fn kernel;
 } conv_job;
 
+/* A run of columns of one packed panel that come from one output row of one image. */
+typedef struct pack_segment {
+    int img, oy, ox0, pos, run; /* image, output row, first output column, position in the plane, length */
+    int dst;                    /* offset of its first column in the packed block's row: panel * kc * NR + col */
+} pack_segment;
+
 /* Packs rows [k0, k0 + kc) and columns [n0, n0 + ncols) of the (implicit) column matrix of group g into
  * panels of CK_NR columns ([panel][k][CK_NR]), zero past the valid columns. Columns are numbered over
- * the whole batch (image i owns [i * plane, (i + 1) * plane)), so a panel may span two images. */
+ * the whole batch (image i owns [i * plane, (i + 1) * plane)), so a panel may span two images. The
+ * columns are cut into segments (one panel, one image, one output row) once, outside the loop over k. */
 static void pack_input(const conv_job *job, int g, int k0, int kc, int n0, int ncols, float *dst) {
     const ck_conv *cv = job->cv;
     const ck_conv_io *io = job->io;
@@ -133,6 +185,28 @@ static void pack_input(const conv_job *job, int g, int k0, int kc, int n0, int n
     const size_t inplane = (size_t)h * w;
     const int panels = (ncols + CK_NR - 1) / CK_NR;
     const int pointwise = cv->kh == 1 && cv->kw == 1 && cv->sh == 1 && cv->sw == 1 && cv->ph == 0 && cv->pw == 0;
+    pack_segment seg[NC_MAX + NC_MAX / CK_NR + 1];
+    int nseg = 0;
+    for (int j = 0; j < ncols;) {
+        const int gpos = n0 + j, img = gpos / plane, pos = gpos % plane;
+        int run = plane - pos;
+        if (run > ncols - j) run = ncols - j;
+        const int panelEnd = (j / CK_NR + 1) * CK_NR;
+        if (run > panelEnd - j) run = panelEnd - j;
+        const int oy = pos / ow, ox0 = pos % ow;
+        if (!pointwise && run > ow - ox0) run = ow - ox0;
+        pack_segment *sg = &seg[nseg++];
+        sg->img = img;
+        sg->oy = oy;
+        sg->ox0 = ox0;
+        sg->pos = pos;
+        sg->run = run;
+        sg->dst = (j / CK_NR) * kc * CK_NR + j % CK_NR;
+        j += run;
+    }
+    const int tail = panels * CK_NR - ncols; /* zero columns at the end of the last panel */
+    float *const tailDst = dst + (size_t)(panels - 1) * kc * CK_NR + (CK_NR - tail);
+    const int sw = cv->sw;
     for (int k = k0; k < k0 + kc; k++) {
         const int cl = k / taps, tap = k % taps;
         const int ch = g * job->ig + cl;
@@ -141,69 +215,56 @@ static void pack_input(const conv_job *job, int g, int k0, int kc, int n0, int n
         const int pro = io->in_scale != NULL;
         const float s = pro ? io->in_scale[ch] : 1.0f, t = pro ? io->in_shift[ch] : 0.0f;
         float *row = dst + (size_t)(k - k0) * CK_NR;
-        for (int q = 0; q < panels; q++, row += (size_t)kc * CK_NR) {
-            const int c0 = n0 + q * CK_NR;
-            int cn = ncols - q * CK_NR;
-            if (cn > CK_NR) cn = CK_NR;
-            int j = 0;
-            while (j < cn) {
-                const int gpos = c0 + j;
-                const int img = gpos / plane, pos = gpos % plane;
-                const float *src = io->in + (ptrdiff_t)img * io->in_batch_stride + choff;
-                float *out = row + j;
-                if (pointwise) {
-                    int run = plane - pos;
-                    if (run > cn - j) run = cn - j;
-                    const float *p = src + pos;
-                    if (pro) {
-                        for (int x = 0; x < run; x++) {
-                            float v = p[x] * s + t;
-                            out[x] = v < 0 ? 0 : v;
-                        }
-                    } else if (run == CK_NR) {
-                        __builtin_memcpy(out, p, CK_NR * sizeof(float)); /* inlined: no call per panel row */
-                    } else {
-                        memcpy(out, p, (size_t)run * sizeof(float));
+        const int dx = tj * cv->dw - cv->pw;
+        /* Valid output columns for this tap: 0 <= ox * sw + dx < w. */
+        const int oxlo = ceil_div(-dx, sw), oxhi = floor_div(w - 1 - dx, sw) + 1;
+        for (int si = 0; si < nseg; si++) {
+            const pack_segment *sg = &seg[si];
+            const float *src = io->in + (ptrdiff_t)sg->img * io->in_batch_stride + choff;
+            float *out = row + sg->dst;
+            const int run = sg->run;
+            if (pointwise) {
+                const float *p = src + sg->pos;
+                if (pro) {
+                    for (int x = 0; x < run; x++) {
+                        float v = p[x] * s + t;
+                        out[x] = v < 0 ? 0 : v;
                     }
-                    j += run;
-                    continue;
-                }
-                const int oy = pos / ow, ox0 = pos % ow;
-                int run = ow - ox0;
-                if (run > cn - j) run = cn - j;
-                const int iy = oy * cv->sh - cv->ph + ti * cv->dh;
-                if (iy < 0 || iy >= h) {
-                    memset(out, 0, (size_t)run * sizeof(float));
+                } else if (run == CK_NR) {
+                    __builtin_memcpy(out, p, CK_NR * sizeof(float)); /* inlined: no call per panel row */
                 } else {
-                    const float *line = src + (size_t)iy * w;
-                    const int dx = tj * cv->dw - cv->pw;
-                    const int sw = cv->sw;
-                    /* Valid x: 0 <= (ox0 + x) * sw + dx < w. */
-                    int xlo = ceil_div(-dx, sw) - ox0;
-                    int xhi = floor_div(w - 1 - dx, sw) + 1 - ox0;
-                    if (xlo < 0) xlo = 0;
-                    if (xhi > run) xhi = run;
-                    if (xhi < xlo) xhi = xlo;
-                    if (xlo > 0) memset(out, 0, (size_t)xlo * sizeof(float));
-                    const float *from = line + (ox0 + xlo) * sw + dx;
-                    const int cnt = xhi - xlo;
-                    float *to = out + xlo;
-                    if (pro) {
-                        for (int x = 0; x < cnt; x++) {
-                            float v = from[x * sw] * s + t;
-                            to[x] = v < 0 ? 0 : v;
-                        }
-                    } else if (sw == 1) {
-                        memcpy(to, from, (size_t)cnt * sizeof(float));
-                    } else {
-                        for (int x = 0; x < cnt; x++) to[x] = from[x * sw];
-                    }
-                    if (xhi < run) memset(out + xhi, 0, (size_t)(run - xhi) * sizeof(float));
+                    memcpy(out, p, (size_t)run * sizeof(float));
                 }
-                j += run;
+                continue;
             }
-            if (cn < CK_NR) memset(row + cn, 0, (size_t)(CK_NR - cn) * sizeof(float));
+            const int iy = sg->oy * cv->sh - cv->ph + ti * cv->dh;
+            if (iy < 0 || iy >= h) {
+                memset(out, 0, (size_t)run * sizeof(float));
+                continue;
+            }
+            const float *line = src + (size_t)iy * w;
+            const int ox0 = sg->ox0;
+            int xlo = oxlo - ox0, xhi = oxhi - ox0;
+            if (xlo < 0) xlo = 0;
+            if (xhi > run) xhi = run;
+            if (xhi < xlo) xhi = xlo;
+            if (xlo > 0) memset(out, 0, (size_t)xlo * sizeof(float));
+            const float *from = line + (ox0 + xlo) * sw + dx;
+            const int cnt = xhi - xlo;
+            float *to = out + xlo;
+            if (pro) {
+                for (int x = 0; x < cnt; x++) {
+                    float v = from[x * sw] * s + t;
+                    to[x] = v < 0 ? 0 : v;
+                }
+            } else if (sw == 1) {
+                memcpy(to, from, (size_t)cnt * sizeof(float));
+            } else {
+                for (int x = 0; x < cnt; x++) to[x] = from[x * sw];
+            }
+            if (xhi < run) memset(out + xhi, 0, (size_t)(run - xhi) * sizeof(float));
         }
+        if (tail) memset(tailDst + (size_t)(k - k0) * CK_NR, 0, (size_t)tail * sizeof(float));
     }
 }
 
@@ -263,8 +324,9 @@ static void conv_task(void *context, int task, int worker) {
     if (p0 >= p1 || ncols <= 0) return;
 
     float *bp = job->shared ? NULL : ck_scratch(0, (size_t)job->kc * job->nc);
-    /* mixed: accumulate the chunk in a buffer, [row][nc], then store it image by image */
-    float *acc = job->mixed ? ck_scratch(2, (size_t)(p1 - p0) * CK_MR * job->nc) : NULL;
+    /* mixed, or a residual read from the output itself over several depth blocks: accumulate the chunk
+     * in a buffer, [row][nc], then store it (image by image) with the epilogue */
+    float *acc = job->buffered ? ck_scratch(2, (size_t)(p1 - p0) * CK_MR * job->nc) : NULL;
     float *outImage = io->out + (ptrdiff_t)img * io->out_batch_stride - (ptrdiff_t)(job->mixed ? 0 : img * plane);
     const float *resImage = io->residual ? io->residual + (ptrdiff_t)img * io->residual_batch_stride : NULL;
     for (int kb = 0; kb < job->nkb; kb++) {
@@ -283,30 +345,32 @@ static void conv_task(void *context, int task, int worker) {
                 float *c = acc + (size_t)(p - p0) * CK_MR * job->nc;
                 for (int q = 0; q < panels; q++)
                     job->kernel(kc, a, bp + (size_t)q * kc * CK_NR, c + q * CK_NR, job->nc, CK_MR, CK_NR, first, 0,
-                                NULL, NULL, 0, 0);
+                                NULL, NULL, NULL, 0, 0);
                 continue;
             }
             const float *bias = cv->bias ? cv->bias + row0 : NULL;
+            const float *scale = cv->scale ? cv->scale + row0 : NULL;
             for (int q = 0; q < panels; q++) {
                 const int col = n0 + q * CK_NR; /* in image img: col - img * plane */
                 int nv = ncols - q * CK_NR;
                 if (nv > CK_NR) nv = CK_NR;
                 float *c = outImage + (size_t)row0 * plane + col;
                 const float *res = resImage ? resImage + (size_t)row0 * plane + (col - img * plane) : NULL;
-                job->kernel(kc, a, bp + (size_t)q * kc * CK_NR, c, (ptrdiff_t)plane, mv, nv, first, last, bias, res,
+                job->kernel(kc, a, bp + (size_t)q * kc * CK_NR, c, (ptrdiff_t)plane, mv, nv, first, last, scale, bias, res,
                             (ptrdiff_t)plane, io->relu);
             }
         }
     }
     if (!acc) return;
-    /* store the mixed chunk: per row, per image segment, with bias, residual and activation */
+    /* store the buffered chunk: per row, per image segment, with scale, bias, residual and activation */
+    const ck_epilogue_fn epilogue = ck_epilogue();
     for (int p = p0; p < p1; p++) {
         int mv = job->og - p * CK_MR;
         if (mv > CK_MR) mv = CK_MR;
         for (int r = 0; r < mv; r++) {
             const int o = g * job->og + p * CK_MR + r;
             const float *src = acc + ((size_t)(p - p0) * CK_MR + r) * job->nc;
-            const float b = cv->bias ? cv->bias[o] : 0.0f;
+            const float b = cv->bias ? cv->bias[o] : 0.0f, sc = cv->scale ? cv->scale[o] : 1.0f;
             int j = 0;
             while (j < ncols) {
                 const int gpos = n0 + j, im = gpos / plane, pos = gpos % plane;
@@ -316,23 +380,7 @@ static void conv_task(void *context, int task, int worker) {
                 const float *res = io->residual ? io->residual + (ptrdiff_t)im * io->residual_batch_stride +
                                                       (size_t)o * plane + pos
                                                 : NULL;
-                const float *restrict sp = src + j;
-                float *restrict dp = dst;
-                if (res && io->relu) {
-                    for (int x = 0; x < run; x++) {
-                        float v = sp[x] + b + res[x];
-                        dp[x] = v < 0 ? 0 : v;
-                    }
-                } else if (res) {
-                    for (int x = 0; x < run; x++) dp[x] = sp[x] + b + res[x];
-                } else if (io->relu) {
-                    for (int x = 0; x < run; x++) {
-                        float v = sp[x] + b;
-                        dp[x] = v < 0 ? 0 : v;
-                    }
-                } else {
-                    for (int x = 0; x < run; x++) dp[x] = sp[x] + b;
-                }
+                epilogue(src + j, dst, res, run, sc, b, io->relu);
                 j += run;
             }
         }
@@ -362,6 +410,10 @@ void ck_conv_forward(const ck_conv *cv, const ck_conv_io *io) {
     job.nkb = job.kg > 0 ? (job.kg + KC_MAX - 1) / KC_MAX : 1;
     job.kc = (job.kg + job.nkb - 1) / job.nkb;
     if (job.kc < 1) job.kc = 1;
+    /* A residual that is the output itself must be read before the first partial sums would overwrite
+     * it: with several depth blocks, the sums go to a buffer first. */
+    job.buffered = job.mixed || (io->residual != NULL && job.nkb > 1 &&
+                                 (const float *)io->out == io->residual);
     /* Row chunks only when there are too few column chunks to keep every thread busy. */
     int threads = ck_threads();
     long items = (long)(job.mixed ? 1 : io->batch) * cv->groups * job.nchunks;

@@ -32,6 +32,16 @@ void ck_grouped_pack(const float *weight, int groups, int out_channels, int in_c
                 for (int o = 0; o < og; o++) *dst++ = weight[(((size_t)g * og + o) * ig + c) * taps + t];
 }
 
+void ck_grouped_unpack(const float *packed, int groups, int out_channels, int in_channels, int kh, int kw,
+                       float *weight) {
+    const int og = out_channels / groups, ig = in_channels / groups, taps = kh * kw;
+    const float *src = packed;
+    for (int g = 0; g < groups; g++)
+        for (int c = 0; c < ig; c++)
+            for (int t = 0; t < taps; t++)
+                for (int o = 0; o < og; o++) weight[(((size_t)g * og + o) * ig + c) * taps + t] = *src++;
+}
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 #define CK_AVX512 __attribute__((target("avx512f,avx2,fma")))
@@ -83,7 +93,8 @@ typedef struct grouped_job {
             __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);                  \
             for (int r = 0; r < OB; r++) {                                                                 \
                 const size_t at = (size_t)(o0 + r) * plane + (size_t)oy * ow + x0 + 16 * v;                \
-                __m512 y = _mm512_add_ps(acc[r][v], _mm512_set1_ps(bias ? bias[o0 + r] : 0.0f));           \
+                __m512 y = _mm512_fmadd_ps(acc[r][v], _mm512_set1_ps(cv->scale ? cv->scale[o0 + r] : 1.0f), \
+                                           _mm512_set1_ps(bias ? bias[o0 + r] : 0.0f));                    \
                 if (res) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(m, res + at));                         \
                 if (io->relu) y = _mm512_max_ps(_mm512_setzero_ps(), y);                                   \
                 _mm512_mask_storeu_ps(out + at, m, y);                                                     \

@@ -5,17 +5,29 @@
 #include <stddef.h>
 
 /* A micro-kernel: the CK_MR x CK_NR tile C = A(kc x MR panel) * B(kc x NR panel).
- * `first`: C is overwritten, else added to. `last`: then bias[r] (if bias), residual (if res) and ReLU
+ * `first`: C is overwritten, else added to. `last`: then C * scale[r] + bias[r] (1 / 0 when NULL, one
+ * rounding), residual (if res) and ReLU
  * (if relu) are applied. Only the first `mv` rows and `nv` columns of C are touched. */
 typedef void (*ck_kernel_fn)(int kc, const float *a, const float *b, float *c, ptrdiff_t ldc, int mv, int nv,
-                             int first, int last, const float *bias, const float *res, ptrdiff_t ldr, int relu);
+                             int first, int last, const float *scale, const float *bias, const float *res, ptrdiff_t ldr, int relu);
 
 void ck_kernel_portable(int kc, const float *a, const float *b, float *c, ptrdiff_t ldc, int mv, int nv,
-                        int first, int last, const float *bias, const float *res, ptrdiff_t ldr, int relu);
+                        int first, int last, const float *scale, const float *bias, const float *res, ptrdiff_t ldr, int relu);
 void ck_kernel_avx2(int kc, const float *a, const float *b, float *c, ptrdiff_t ldc, int mv, int nv, int first,
-                    int last, const float *bias, const float *res, ptrdiff_t ldr, int relu);
+                    int last, const float *scale, const float *bias, const float *res, ptrdiff_t ldr, int relu);
 void ck_kernel_avx512(int kc, const float *a, const float *b, float *c, ptrdiff_t ldc, int mv, int nv,
-                      int first, int last, const float *bias, const float *res, ptrdiff_t ldr, int relu);
+                      int first, int last, const float *scale, const float *bias, const float *res, ptrdiff_t ldr, int relu);
+
+/** dst[x] = act(src[x] * scale + bias + res[x]) for x < n (res NULL: no residual; res may equal dst):
+ *  the store of sums accumulated in a buffer, with the micro-kernels' epilogue arithmetic (one fused
+ *  multiply-add, then the residual). */
+typedef void (*ck_epilogue_fn)(const float *src, float *dst, const float *res, int n, float scale, float bias,
+                               int relu);
+void ck_epilogue_portable(const float *src, float *dst, const float *res, int n, float scale, float bias, int relu);
+void ck_epilogue_avx2(const float *src, float *dst, const float *res, int n, float scale, float bias, int relu);
+void ck_epilogue_avx512(const float *src, float *dst, const float *res, int n, float scale, float bias, int relu);
+/** The epilogue of the level in use. */
+ck_epilogue_fn ck_epilogue(void);
 
 /** The micro-kernel of the level in use. */
 ck_kernel_fn ck_kernel(void);

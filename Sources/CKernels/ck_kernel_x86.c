@@ -9,11 +9,11 @@
 #define CK_AVX512 __attribute__((target("avx512f,avx2,fma")))
 #define CK_AVX2 __attribute__((target("avx2,fma")))
 
-CK_AVX512 static inline __m512 finish512(__m512 v, const float *c, __mmask16 m, int first, int last, float bias,
-                                         const float *res, int relu) {
+CK_AVX512 static inline __m512 finish512(__m512 v, const float *c, __mmask16 m, int first, int last, float scale,
+                                         float bias, const float *res, int relu) {
     if (!first) v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, c), v);
     if (last) {
-        v = _mm512_add_ps(v, _mm512_set1_ps(bias));
+        v = _mm512_fmadd_ps(v, _mm512_set1_ps(scale), _mm512_set1_ps(bias)); /* scale 1: exactly v + bias */
         if (res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, res));
         if (relu) v = _mm512_max_ps(_mm512_setzero_ps(), v);
     }
@@ -31,16 +31,16 @@ CK_AVX512 static inline __m512 finish512(__m512 v, const float *c, __mmask16 m, 
     if (r < mv) {                                                                                           \
         float *cr = c + (ptrdiff_t)(r) * ldc;                                                               \
         const float *rr = res ? res + (ptrdiff_t)(r) * ldr : NULL;                                          \
-        float bv = bias ? bias[r] : 0.0f;                                                                   \
-        _mm512_mask_storeu_ps(cr, m0, finish512(c##r##0, cr, m0, first, last, bv, rr, relu));               \
-        _mm512_mask_storeu_ps(cr + 16, m1, finish512(c##r##1, cr + 16, m1, first, last, bv, rr ? rr + 16 : NULL, relu)); \
+        float bv = bias ? bias[r] : 0.0f, sv = scale ? scale[r] : 1.0f;                                                                   \
+        _mm512_mask_storeu_ps(cr, m0, finish512(c##r##0, cr, m0, first, last, sv, bv, rr, relu));               \
+        _mm512_mask_storeu_ps(cr + 16, m1, finish512(c##r##1, cr + 16, m1, first, last, sv, bv, rr ? rr + 16 : NULL, relu)); \
     }
 
 /* Fewer rows for the last panel of a layer whose output channels are not a multiple of 12 (64 = 5 x 12 +
  * 4, 32 = 2 x 12 + 8): the same sums per element, without the zero rows. */
 #define SMALL512(R)                                                                                         \
     CK_AVX512 static void kernel512_##R(int kc, const float *a, const float *b, float *c, ptrdiff_t ldc,    \
-                                        int mv, int nv, int first, int last, const float *bias,            \
+                                        int mv, int nv, int first, int last, const float *scale, const float *bias, \
                                         const float *res, ptrdiff_t ldr, int relu) {                       \
         __m512 acc[R][2];                                                                                  \
         for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();                           \
@@ -59,10 +59,10 @@ CK_AVX512 static inline __m512 finish512(__m512 v, const float *c, __mmask16 m, 
         for (int r = 0; r < R && r < mv; r++) {                                                            \
             float *cr = c + (ptrdiff_t)r * ldc;                                                            \
             const float *rr = res ? res + (ptrdiff_t)r * ldr : NULL;                                       \
-            float bv = bias ? bias[r] : 0.0f;                                                              \
-            _mm512_mask_storeu_ps(cr, m0, finish512(acc[r][0], cr, m0, first, last, bv, rr, relu));         \
+            float bv = bias ? bias[r] : 0.0f, sv = scale ? scale[r] : 1.0f;                                                              \
+            _mm512_mask_storeu_ps(cr, m0, finish512(acc[r][0], cr, m0, first, last, sv, bv, rr, relu));         \
             _mm512_mask_storeu_ps(cr + 16, m1,                                                             \
-                                  finish512(acc[r][1], cr + 16, m1, first, last, bv, rr ? rr + 16 : NULL, relu)); \
+                                  finish512(acc[r][1], cr + 16, m1, first, last, sv, bv, rr ? rr + 16 : NULL, relu)); \
         }                                                                                                  \
     }
 
@@ -70,14 +70,14 @@ SMALL512(4)
 SMALL512(8)
 
 CK_AVX512 void ck_kernel_avx512(int kc, const float *a, const float *b, float *c, ptrdiff_t ldc, int mv, int nv,
-                                int first, int last, const float *bias, const float *res, ptrdiff_t ldr,
+                                int first, int last, const float *scale, const float *bias, const float *res, ptrdiff_t ldr,
                                 int relu) {
     if (mv <= 4) {
-        kernel512_4(kc, a, b, c, ldc, mv, nv, first, last, bias, res, ldr, relu);
+        kernel512_4(kc, a, b, c, ldc, mv, nv, first, last, scale, bias, res, ldr, relu);
         return;
     }
     if (mv <= 8) {
-        kernel512_8(kc, a, b, c, ldc, mv, nv, first, last, bias, res, ldr, relu);
+        kernel512_8(kc, a, b, c, ldc, mv, nv, first, last, scale, bias, res, ldr, relu);
         return;
     }
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00,
@@ -97,11 +97,11 @@ CK_AVX512 void ck_kernel_avx512(int kc, const float *a, const float *b, float *c
 }
 
 /* AVX2: one 6 x 16 block; a has row stride CK_MR, b column stride CK_NR. */
-CK_AVX2 static inline __m256 finish256(__m256 v, float *c, __m256i m, int full, int first, int last, float bias,
-                                       const float *res, int relu) {
+CK_AVX2 static inline __m256 finish256(__m256 v, float *c, __m256i m, int full, int first, int last, float scale,
+                                       float bias, const float *res, int relu) {
     if (!first) v = _mm256_add_ps(full ? _mm256_loadu_ps(c) : _mm256_maskload_ps(c, m), v);
     if (last) {
-        v = _mm256_add_ps(v, _mm256_set1_ps(bias));
+        v = _mm256_fmadd_ps(v, _mm256_set1_ps(scale), _mm256_set1_ps(bias)); /* scale 1: exactly v + bias */
         if (res) v = _mm256_add_ps(v, full ? _mm256_loadu_ps(res) : _mm256_maskload_ps(res, m));
         if (relu) v = _mm256_max_ps(_mm256_setzero_ps(), v);
     }
@@ -124,19 +124,19 @@ CK_AVX2 static inline __m256i mask256(int n) {
     if (r < mv) {                                                                                           \
         float *cr = c + (ptrdiff_t)(r) * ldc;                                                               \
         const float *rr = res ? res + (ptrdiff_t)(r) * ldr : NULL;                                          \
-        float bv = bias ? bias[r] : 0.0f;                                                                   \
+        float bv = bias ? bias[r] : 0.0f, sv = scale ? scale[r] : 1.0f;                                                                   \
         if (nv > 0) {                                                                                       \
-            __m256 v = finish256(c##r##0, cr, mk0, nv >= 8, first, last, bv, rr, relu);                      \
+            __m256 v = finish256(c##r##0, cr, mk0, nv >= 8, first, last, sv, bv, rr, relu);                      \
             if (nv >= 8) _mm256_storeu_ps(cr, v); else _mm256_maskstore_ps(cr, mk0, v);                     \
         }                                                                                                   \
         if (nv > 8) {                                                                                       \
-            __m256 v = finish256(c##r##1, cr + 8, mk1, nv >= 16, first, last, bv, rr ? rr + 8 : NULL, relu); \
+            __m256 v = finish256(c##r##1, cr + 8, mk1, nv >= 16, first, last, sv, bv, rr ? rr + 8 : NULL, relu); \
             if (nv >= 16) _mm256_storeu_ps(cr + 8, v); else _mm256_maskstore_ps(cr + 8, mk1, v);            \
         }                                                                                                   \
     }
 
 CK_AVX2 static void kernel6x16(int kc, const float *a, const float *b, float *c, ptrdiff_t ldc, int mv, int nv,
-                               int first, int last, const float *bias, const float *res, ptrdiff_t ldr, int relu) {
+                               int first, int last, const float *scale, const float *bias, const float *res, ptrdiff_t ldr, int relu) {
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00,
            c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
     for (int k = 0; k < kc; k++) {
@@ -150,7 +150,7 @@ CK_AVX2 static void kernel6x16(int kc, const float *a, const float *b, float *c,
 }
 
 CK_AVX2 void ck_kernel_avx2(int kc, const float *a, const float *b, float *c, ptrdiff_t ldc, int mv, int nv,
-                            int first, int last, const float *bias, const float *res, ptrdiff_t ldr, int relu) {
+                            int first, int last, const float *scale, const float *bias, const float *res, ptrdiff_t ldr, int relu) {
     for (int half = 0; half < 2; half++) {
         int rows = mv - half * 6;
         if (rows <= 0) break;
@@ -158,24 +158,69 @@ CK_AVX2 void ck_kernel_avx2(int kc, const float *a, const float *b, float *c, pt
         const float *ah = a + half * 6;
         float *ch = c + (ptrdiff_t)half * 6 * ldc;
         const float *bh = bias ? bias + half * 6 : NULL;
+        const float *sh = scale ? scale + half * 6 : NULL;
         const float *rh = res ? res + (ptrdiff_t)half * 6 * ldr : NULL;
         for (int col = 0; col < 2; col++) {
             int cols = nv - col * 16;
             if (cols <= 0) break;
             if (cols > 16) cols = 16;
-            kernel6x16(kc, ah, b + col * 16, ch + col * 16, ldc, rows, cols, first, last, bh,
+            kernel6x16(kc, ah, b + col * 16, ch + col * 16, ldc, rows, cols, first, last, sh, bh,
                        rh ? rh + col * 16 : NULL, ldr, relu);
         }
     }
 }
 
+CK_AVX512 void ck_epilogue_avx512(const float *src, float *dst, const float *res, int n, float scale, float bias,
+                                  int relu) {
+    const __m512 s = _mm512_set1_ps(scale), b = _mm512_set1_ps(bias), z = _mm512_setzero_ps();
+    int x = 0;
+    for (; x + 16 <= n; x += 16) {
+        __m512 v = _mm512_fmadd_ps(_mm512_loadu_ps(src + x), s, b);
+        if (res) v = _mm512_add_ps(v, _mm512_loadu_ps(res + x));
+        if (relu) v = _mm512_max_ps(z, v);
+        _mm512_storeu_ps(dst + x, v);
+    }
+    if (x < n) {
+        const __mmask16 m = (__mmask16)((1u << (n - x)) - 1);
+        __m512 v = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, src + x), s, b);
+        if (res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, res + x));
+        if (relu) v = _mm512_max_ps(z, v);
+        _mm512_mask_storeu_ps(dst + x, m, v);
+    }
+}
+
+CK_AVX2 void ck_epilogue_avx2(const float *src, float *dst, const float *res, int n, float scale, float bias,
+                              int relu) {
+    const __m256 s = _mm256_set1_ps(scale), b = _mm256_set1_ps(bias), z = _mm256_setzero_ps();
+    int x = 0;
+    for (; x + 8 <= n; x += 8) {
+        __m256 v = _mm256_fmadd_ps(_mm256_loadu_ps(src + x), s, b);
+        if (res) v = _mm256_add_ps(v, _mm256_loadu_ps(res + x));
+        if (relu) v = _mm256_max_ps(z, v);
+        _mm256_storeu_ps(dst + x, v);
+    }
+    if (x < n) {
+        const __m256i m = mask256(n - x);
+        __m256 v = _mm256_fmadd_ps(_mm256_maskload_ps(src + x, m), s, b);
+        if (res) v = _mm256_add_ps(v, _mm256_maskload_ps(res + x, m));
+        if (relu) v = _mm256_max_ps(z, v);
+        _mm256_maskstore_ps(dst + x, m, v);
+    }
+}
+
 #else
+void ck_epilogue_avx2(const float *src, float *dst, const float *res, int n, float scale, float bias, int relu) {
+    ck_epilogue_portable(src, dst, res, n, scale, bias, relu);
+}
+void ck_epilogue_avx512(const float *src, float *dst, const float *res, int n, float scale, float bias, int relu) {
+    ck_epilogue_portable(src, dst, res, n, scale, bias, relu);
+}
 void ck_kernel_avx2(int kc, const float *a, const float *b, float *c, ptrdiff_t ldc, int mv, int nv, int first,
-                    int last, const float *bias, const float *res, ptrdiff_t ldr, int relu) {
-    ck_kernel_portable(kc, a, b, c, ldc, mv, nv, first, last, bias, res, ldr, relu);
+                    int last, const float *scale, const float *bias, const float *res, ptrdiff_t ldr, int relu) {
+    ck_kernel_portable(kc, a, b, c, ldc, mv, nv, first, last, scale, bias, res, ldr, relu);
 }
 void ck_kernel_avx512(int kc, const float *a, const float *b, float *c, ptrdiff_t ldc, int mv, int nv,
-                      int first, int last, const float *bias, const float *res, ptrdiff_t ldr, int relu) {
-    ck_kernel_portable(kc, a, b, c, ldc, mv, nv, first, last, bias, res, ldr, relu);
+                      int first, int last, const float *scale, const float *bias, const float *res, ptrdiff_t ldr, int relu) {
+    ck_kernel_portable(kc, a, b, c, ldc, mv, nv, first, last, scale, bias, res, ldr, relu);
 }
 #endif

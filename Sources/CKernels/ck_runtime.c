@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define CK_PAUSE() _mm_pause()
@@ -46,6 +49,16 @@ int ck_level(void) {
 int ck_set_level(int level) {
     atomic_store(&g_forced, level < 0 ? -1 : level);
     return ck_level();
+}
+
+ck_epilogue_fn ck_epilogue(void) {
+    switch (ck_level()) {
+#if defined(__x86_64__)
+    case CK_LEVEL_AVX512: return ck_epilogue_avx512;
+    case CK_LEVEL_AVX2: return ck_epilogue_avx2;
+#endif
+    default: return ck_epilogue_portable;
+    }
 }
 
 ck_kernel_fn ck_kernel(void) {
@@ -203,4 +216,12 @@ void ck_parallel_for(int tasks, ck_task_fn fn, void *context) {
     atomic_store(&g_open, 0);
     while (atomic_load(&g_active) > 0) CK_PAUSE();
     pthread_mutex_unlock(&g_job_lock);
+}
+
+/* ---- Memory ------------------------------------------------------------------------------------ */
+
+void ck_release_free_memory(void) {
+#if defined(__GLIBC__)
+    malloc_trim(0);
+#endif
 }

@@ -270,7 +270,7 @@ static void wino_task(void *context, int task, int worker) {
         const int rows = cv->out_channels - p * CK_MR < CK_MR ? cv->out_channels - p * CK_MR : CK_MR;
         for (int xi = 0; xi < 36; xi++) {
             const float *a = cv->packed + ((size_t)xi * job->mp + p) * cin * CK_MR;
-            job->kernel(cin, a, v + (size_t)xi * cin * T, m + (size_t)xi * CK_MR * T, T, rows, T, 1, 1, NULL, NULL, 0, 0);
+            job->kernel(cin, a, v + (size_t)xi * cin * T, m + (size_t)xi * CK_MR * T, T, rows, T, 1, 1, NULL, NULL, NULL, 0, 0);
         }
         output_stage(job, &pt, p, m);
     }
@@ -292,7 +292,7 @@ static void wino_gemm_task(void *context, int task, int worker) {
     const int rows = cv->out_channels - p * CK_MR < CK_MR ? cv->out_channels - p * CK_MR : CK_MR;
     for (int xi = xb * 6; xi < xb * 6 + 6; xi++) {
         const float *a = cv->packed + ((size_t)xi * job->mp + p) * cin * CK_MR;
-        job->kernel(cin, a, v + (size_t)xi * cin * T, m + (size_t)xi * CK_MR * T, T, rows, T, 1, 1, NULL, NULL, 0, 0);
+        job->kernel(cin, a, v + (size_t)xi * cin * T, m + (size_t)xi * CK_MR * T, T, rows, T, 1, 1, NULL, NULL, NULL, 0, 0);
     }
 }
 

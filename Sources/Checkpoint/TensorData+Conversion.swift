@@ -170,3 +170,16 @@ extension StateDict {
                 archivePrefix: nil, notes: ["built in memory"]))
     }
 }
+
+extension TensorData {
+    /// The same tensor (dtype, byte order, shape, values) in freshly allocated contiguous memory, so that
+    /// keeping it does not keep its file's mapping or a larger storage alive. Runs the deferred
+    /// checksum, like every read of the bytes. The copy is little-endian (`contiguousBytes()` swaps).
+    public func ownedCopy() throws(CheckpointError) -> TensorData {
+        let slice = try contiguousBytes()
+        let bytes = ByteBuffer(copying: slice.raw)
+        let storage = try StorageData(
+            key: storage.key, dtype: dtype, elementCount: elementCount, byteOrder: .little, bytes: bytes.all)
+        return try TensorData(dtype: dtype, shape: shape, strides: TensorData.contiguousStrides(shape), storageOffset: 0, storage: storage)
+    }
+}

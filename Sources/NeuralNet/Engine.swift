@@ -6,6 +6,10 @@ import CKernels
 /// The kernels pick AVX-512F, AVX2+FMA or portable C at run time from the CPU's features. Results do not
 /// depend on the thread count (work is split over output tiles, never over a sum).
 public enum Engine {
+    /// Returns memory the allocator holds free to the system (glibc keeps freed heap memory resident,
+    /// for example the transient copies a model load makes); a no-op where there is nothing to do.
+    public static func releaseFreedMemory() { ck_release_free_memory() }
+
     /// Threads the kernels split their work over (1 ... 64). Defaults to the number of online CPUs.
     public static var threads: Int {
         get { Int(ck_threads()) }

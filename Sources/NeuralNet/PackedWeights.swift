@@ -30,10 +30,16 @@ final class AlignedFloats: @unchecked Sendable {
 
 /// A convolution's weights in the engine's layout: packed GEMM panels, or the 36 Winograd matrices for
 /// 3x3 stride-1 convolutions where that is faster. Built once, then read by every call.
+///
+/// The GEMM and direct grouped layouts are exact re-orderings of the OIHW weights (`unpackedWeights`
+/// recovers them bit for bit); a batch norm that follows the convolution is then applied as a
+/// per-output-channel `scale` in the kernels' epilogue rather than folded into the weights.
 final class ConvKernelWeights: @unchecked Sendable {
     let config: Conv2dConfig
     let packed: AlignedFloats
     let bias: AlignedFloats?
+    /// Per output channel, multiplies the sums before the bias is added (nil: 1).
+    let scale: AlignedFloats?
 
     /// Whether `packed` holds the 36 Winograd F(4x4, 3x3) matrices instead of GEMM panels.
     let winograd: Bool
@@ -59,9 +65,16 @@ final class ConvKernelWeights: @unchecked Sendable {
 
     /// Packs `weight` (OIHW). With `specialize`, a geometry that has a faster dedicated path is prepared
     /// for it: Winograd for eligible 3x3 stride-1 layers, the direct kernel for grouped layers.
-    init(config c: Conv2dConfig, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, specialize: Bool = false) {
+    ///
+    /// `scale` (one value per output channel, or nil) multiplies each output's sums before the bias; it
+    /// is not supported for Winograd (`winogradEligible` with `specialize`): fold it into `weight` there.
+    init(
+        config c: Conv2dConfig, weight: UnsafePointer<Float>, scale: UnsafePointer<Float>? = nil, bias: UnsafePointer<Float>?,
+        specialize: Bool = false
+    ) {
         config = c
         winograd = specialize && Self.winogradEligible(c)
+        precondition(!(winograd && scale != nil), "ConvKernelWeights: Winograd takes folded weights, not an output scale")
         grouped = specialize && !winograd && Self.groupedEligible(c)
         if grouped {
             packed = AlignedFloats(count: ck_grouped_packed_count(
@@ -87,10 +100,37 @@ final class ConvKernelWeights: @unchecked Sendable {
         } else {
             self.bias = nil
         }
+        if let scale {
+            let s = AlignedFloats(count: c.outChannels)
+            s.pointer.update(from: scale, count: c.outChannels)
+            self.scale = s
+        } else {
+            self.scale = nil
+        }
     }
 
     /// Bytes held.
-    var byteCount: Int { (packed.count + (bias?.count ?? 0)) * MemoryLayout<Float>.stride }
+    var byteCount: Int { (packed.count + (bias?.count ?? 0) + (scale?.count ?? 0)) * MemoryLayout<Float>.stride }
+
+    /// The OIHW weights this object was packed from, bit for bit; nil for Winograd (its transform is not
+    /// invertible exactly).
+    func unpackedWeights() -> [Float]? {
+        guard !winograd else { return nil }
+        let c = config
+        let count = c.outChannels * (c.inChannels / c.groups) * c.kernelH * c.kernelW
+        return [Float](unsafeUninitializedCapacity: count) { buffer, n in
+            if grouped {
+                ck_grouped_unpack(
+                    packed.pointer, Int32(c.groups), Int32(c.outChannels), Int32(c.inChannels), Int32(c.kernelH), Int32(c.kernelW),
+                    buffer.baseAddress!)
+            } else {
+                ck_conv_unpack(
+                    packed.pointer, Int32(c.groups), Int32(c.outChannels), Int32(c.inChannels), Int32(c.kernelH), Int32(c.kernelW),
+                    buffer.baseAddress!)
+            }
+            n = count
+        }
+    }
 
     /// Runs the convolution on raw NCHW buffers (see `ck_conv_io`); sizes must be validated by the caller.
     func run(
@@ -106,7 +146,8 @@ final class ConvKernelWeights: @unchecked Sendable {
             groups: Int32(c.groups), in_channels: Int32(c.inChannels), out_channels: Int32(c.outChannels),
             kh: Int32(c.kernelH), kw: Int32(c.kernelW), sh: Int32(c.strideH), sw: Int32(c.strideW),
             ph: Int32(c.padH), pw: Int32(c.padW), dh: Int32(c.dilationH), dw: Int32(c.dilationW),
-            packed: UnsafePointer(packed.pointer), bias: bias.map { UnsafePointer($0.pointer) })
+            packed: UnsafePointer(packed.pointer), scale: scale.map { UnsafePointer($0.pointer) },
+            bias: bias.map { UnsafePointer($0.pointer) })
         var io = ck_conv_io(
             batch: Int32(batch), h: Int32(h), w: Int32(w), oh: Int32(outH), ow: Int32(outW),
             in: input, in_batch_stride: inputImageStride,

@@ -9,6 +9,8 @@ public struct PreparedConv2d: Sendable {
     /// The geometry.
     public let config: Conv2dConfig
     let weights: ConvKernelWeights
+    /// The OIHW weights as given, kept only where `weights` cannot give them back (Winograd).
+    let original: [Float]?
 
     /// Packs `conv`'s weights (and copies its bias) into the kernels' layout. A 3x3 stride-1 convolution
     /// with padding 1, no groups and at most 128 channels in and out is prepared for Winograd F(4x4, 3x3)
@@ -22,6 +24,81 @@ public struct PreparedConv2d: Sendable {
                 ConvKernelWeights(config: conv.config, weight: w.baseAddress!, bias: b, specialize: true)
             }
         }
+        original = weights.winograd ? conv.weight : nil
+    }
+
+    /// Prepares `conv` followed by `batchNorm` (if given) as one convolution, keeping `conv`'s weights
+    /// exact: the packed weights are `conv.weight` re-ordered, and the batch norm is applied in the
+    /// kernels' epilogue as `y = sum * scale[o] + (bias[o] * scale[o] + shift[o])` (scale and shift of
+    /// `BatchNorm2d.scaleShift`, the bias computed in Double and rounded once). A Winograd geometry
+    /// (see `init(_:)`) has the batch norm folded into its transformed weights instead
+    /// (`Conv2d.folding(_:)`). Either way `weightsAsGiven()` returns `conv.weight` bit for bit.
+    /// Throws unless the batch norm has `outChannels` channels.
+    public init(_ conv: Conv2d, batchNorm: BatchNorm2d?) throws(NeuralNetError) {
+        guard let bn = batchNorm else {
+            self.init(conv)
+            return
+        }
+        if ConvKernelWeights.winogradEligible(conv.config) {
+            self.init(config: conv.config, weights: try PreparedConv2d(conv.folding(bn)).weights, original: conv.weight)
+            return
+        }
+        self = try conv.weight.withUnsafeBufferPointer { (w) throws(NeuralNetError) in
+            try PreparedConv2d(config: conv.config, weight: w, bias: conv.bias, batchNorm: bn)
+        }
+    }
+
+    /// Prepares a convolution of `config` with OIHW weights read from `weight` (which is not kept: it may
+    /// be a window into a mapped file), an optional bias, followed by an optional batch norm; the same
+    /// result as `init(Conv2d(config:weight:bias:), batchNorm:)` without the intermediate copy of the
+    /// weights. Throws for an invalid configuration, a weight or bias of the wrong size, or a batch norm
+    /// of another channel count.
+    public init(config: Conv2dConfig, weight: UnsafeBufferPointer<Float>, bias: [Float]?, batchNorm: BatchNorm2d?) throws(NeuralNetError) {
+        if batchNorm == nil || ConvKernelWeights.winogradEligible(config) {
+            try self.init(try Conv2d(config: config, weight: Array(weight), bias: bias), batchNorm: batchNorm)
+            return
+        }
+        try config.validate()
+        var expected = 1
+        for d in config.weightShape {
+            let (p, overflow) = expected.multipliedReportingOverflow(by: d)
+            guard !overflow else { throw NeuralNetError("conv2d: weight shape \(describe(config.weightShape)) is too large") }
+            expected = p
+        }
+        guard weight.count == expected, let base = weight.baseAddress else {
+            throw NeuralNetError("conv2d: weight of shape \(describe(config.weightShape)) needs \(expected) values, found \(weight.count)")
+        }
+        if let bias, bias.count != config.outChannels {
+            throw NeuralNetError("conv2d: bias needs \(config.outChannels) values, found \(bias.count)")
+        }
+        try GEMM.check("conv2d", config.outChannelsPerGroup, expected / config.outChannels)
+        let out = config.outChannels
+        let bn = batchNorm!
+        guard bn.channels == out else {
+            throw NeuralNetError(
+                "conv2d folding: batch norm has \(bn.channels) channels, the convolution has \(out) output channels")
+        }
+        let (scale, shift) = bn.doubleScaleShift
+        let floatScale = scale.map { Float($0) }
+        var folded = [Float](repeating: 0, count: out)
+        for o in 0..<out { folded[o] = Float((bias.map { Double($0[o]) } ?? 0) * scale[o] + shift[o]) }
+        let weights = floatScale.withUnsafeBufferPointer { s in
+            folded.withUnsafeBufferPointer { b in
+                ConvKernelWeights(config: config, weight: base, scale: s.baseAddress!, bias: b.baseAddress!, specialize: true)
+            }
+        }
+        self.init(config: config, weights: weights, original: nil)
+    }
+
+    /// The OIHW weights this convolution was prepared from (before any batch norm), bit for bit.
+    public func weightsAsGiven() -> [Float] {
+        original ?? weights.unpackedWeights() ?? []
+    }
+
+    private init(config: Conv2dConfig, weights: ConvKernelWeights, original: [Float]?) {
+        self.config = config
+        self.weights = weights
+        self.original = original
     }
 
     /// Whether this convolution runs as Winograd F(4x4, 3x3).

@@ -1,9 +1,9 @@
 import NeuralNet
 
 /// The DenseNet family's inference graph: stem, dense blocks whose layers see the concatenation of
-/// every earlier output, transitions, the final norm and the classifier. `norm2` folds into `conv1`
-/// and `norm0` into `conv0`; the pre-activation norms (`norm1`, transition `norm`, `norm5`) act on
-/// concatenations and are fused into whatever reads them.
+/// every earlier output, transitions, the final norm and the classifier. `norm2` is applied by `conv1`
+/// and `norm0` by `conv0` (in the kernels' epilogue, weights kept exact); the pre-activation norms
+/// (`norm1`, transition `norm`, `norm5`) act on concatenations and are fused into whatever reads them.
 ///
 /// Memory plan: each dense block owns one preallocated buffer with room for all of its channels. The
 /// block's input and every layer's 32 (growth-rate) new channels are written straight into their place
@@ -22,7 +22,7 @@ struct DenseNetGraph: Sendable {
 
     struct Layer: Sendable {
         let norm1: Affine
-        let conv1: PreparedConv2d  // norm2 folded in
+        let conv1: PreparedConv2d  // applies norm2
         let conv2: PreparedConv2d
     }
 
@@ -48,8 +48,8 @@ struct DenseNetGraph: Sendable {
 
     init(config c: DenseNetConfig, store: ParameterStore) throws(ModelError) {
         let eps = c.batchNormEps
-        stem = PreparedConv2d(try store.conv("features.conv0", Conv2dConfig(inChannels: 3, outChannels: c.numInitFeatures, kernel: 7, stride: 2, padding: 3),
-                              foldingBatchNorm: "features.norm0", eps: eps))
+        stem = try store.conv("features.conv0", Conv2dConfig(inChannels: 3, outChannels: c.numInitFeatures, kernel: 7, stride: 2, padding: 3),
+                              foldingBatchNorm: "features.norm0", eps: eps)
         var channels = c.numInitFeatures
         var blocks: [[Layer]] = []
         var transitions: [Transition] = []
@@ -61,8 +61,8 @@ struct DenseNetGraph: Sendable {
                 let cin = channels + l * c.growthRate
                 layers.append(Layer(
                     norm1: Affine(try store.batchNorm("\(p).norm1", eps: eps)),
-                    conv1: PreparedConv2d(try store.conv("\(p).conv1", Conv2dConfig(inChannels: cin, outChannels: inner, kernel: 1), foldingBatchNorm: "\(p).norm2", eps: eps)),
-                    conv2: PreparedConv2d(try store.conv("\(p).conv2", Conv2dConfig(inChannels: inner, outChannels: c.growthRate, kernel: 3, padding: 1), foldingBatchNorm: nil, eps: eps))))
+                    conv1: try store.conv("\(p).conv1", Conv2dConfig(inChannels: cin, outChannels: inner, kernel: 1), foldingBatchNorm: "\(p).norm2", eps: eps),
+                    conv2: try store.conv("\(p).conv2", Conv2dConfig(inChannels: inner, outChannels: c.growthRate, kernel: 3, padding: 1), foldingBatchNorm: nil, eps: eps)))
             }
             blocks.append(layers)
             channels += count * c.growthRate
@@ -70,7 +70,7 @@ struct DenseNetGraph: Sendable {
                 let p = "features.transition\(bi + 1)"
                 transitions.append(Transition(
                     norm: Affine(try store.batchNorm("\(p).norm", eps: eps)),
-                    conv: PreparedConv2d(try store.conv("\(p).conv", Conv2dConfig(inChannels: channels, outChannels: channels / 2, kernel: 1), foldingBatchNorm: nil, eps: eps))))
+                    conv: try store.conv("\(p).conv", Conv2dConfig(inChannels: channels, outChannels: channels / 2, kernel: 1), foldingBatchNorm: nil, eps: eps)))
                 channels /= 2
             }
         }
@@ -87,7 +87,7 @@ struct DenseNetGraph: Sendable {
         defer { workspaces.give(ws) }
         var out: [(name: String, tensor: Tensor)] = []
 
-        // Stem: conv0 (norm0 folded) + ReLU, then the 3x3/2 max pool into the first block's buffer.
+        // Stem: conv0 (applying norm0) + ReLU, then the 3x3/2 max pool into the first block's buffer.
         let (sh, sw) = stem.outputSize(height: h0, width: w0)
         guard sh > 0, sw > 0 else { throw ModelError(.shape, "densenet forward: input \(input.shape) is too small for the stem") }
         let staged = ws.buffer(Slot.input, count: input.data.count)

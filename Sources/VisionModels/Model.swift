@@ -29,7 +29,17 @@ public struct Model: Sendable {
     /// What loading found.
     public let report: LoadReport
     private let graph: Graph
-    private let weights: [String: TensorData]
+    /// Where each loaded parameter can be read back from (no second copy of the large weights).
+    private let weights: [String: KeptParameter]
+
+    /// A loaded parameter as the model keeps it: small tensors as an owned copy; float32 convolution
+    /// and classifier weights as the prepared layer, unpacked on request (exactly: packing only
+    /// re-orders them, and batch norm is applied outside them).
+    enum KeptParameter: Sendable {
+        case tensor(TensorData)
+        case conv(PreparedConv2d, shape: [Int])
+        case linear(Linear, shape: [Int])
+    }
 
     enum Graph: Sendable {
         case resnet(ResNetGraph)
@@ -40,7 +50,8 @@ public struct Model: Sendable {
     public var numClasses: Int { architecture.defaultNumClasses }
 
     /// Loads `architecture` with weights from `pretrained`, remapping legacy names and validating every
-    /// key and shape strictly; batch norm is folded into the preceding convolutions once, here.
+    /// key and shape strictly; convolutions are prepared once, here, each with the batch norm that follows it
+    /// (applied in the kernels' epilogue; folded into the weights only for Winograd layers).
     public static func load(_ architecture: Architecture, pretrained: PretrainedSource, options: LoadOptions = LoadOptions()) throws(ModelError) -> Model {
         let sd = try pretrained.stateDict(for: architecture, options: options)
         return try load(architecture, stateDict: sd, options: options)
@@ -132,14 +143,32 @@ public struct Model: Sendable {
             throw ModelError(.incompatibleWeights, "the weights do not fit \(architecture.name)", report: report)
         }
 
+        try verifyChecksums(specs.compactMap { tensors[$0.name] })
         let store = ParameterStore(tensors: tensors)
         let graph: Graph
         switch architecture.family {
         case .resnet(let c): graph = .resnet(try ResNetGraph(config: c, store: store))
         case .densenet(let c): graph = .densenet(try DenseNetGraph(config: c, store: store))
         }
-        var kept: [String: TensorData] = [:]
-        for spec in specs { kept[spec.name] = tensors[spec.name] }
+        // Keep what `parameter(named:)` needs without pinning the checkpoint's memory (a mapped file or
+        // the caller's arrays): large float32 weights are read back from the prepared layers, the rest
+        // is copied.
+        var kept: [String: KeptParameter] = [:]
+        for spec in specs {
+            guard let t = tensors[spec.name] else { continue }
+            if t.dtype == .float32, let conv = store.preparedConvs[spec.name] {
+                kept[spec.name] = .conv(conv, shape: t.shape)
+            } else if t.dtype == .float32, let linear = store.linears[spec.name] {
+                kept[spec.name] = .linear(linear, shape: t.shape)
+            } else {
+                do throws(CheckpointError) {
+                    kept[spec.name] = .tensor(try t.ownedCopy())
+                } catch {
+                    throw ModelError(error)
+                }
+            }
+        }
+        Engine.releaseFreedMemory()
         return Model(architecture: architecture, report: report, graph: graph, weights: kept)
     }
 
@@ -164,16 +193,31 @@ public struct Model: Sendable {
         }
     }
 
-    /// The loaded parameter called `name` (as the checkpoint stored it, before batch-norm folding).
-    public func parameter(named name: String) -> TensorData? { weights[name] }
+    /// The loaded parameter called `name` (as the checkpoint stored it, before batch-norm folding; the
+    /// large float32 weights are rebuilt from the prepared layers, as contiguous little-endian float32).
+    public func parameter(named name: String) -> TensorData? {
+        switch weights[name] {
+        case .none: return nil
+        case .tensor(let t): return t
+        case .conv(let conv, let shape): return try? TensorData(float32: conv.weightsAsGiven(), shape: shape)
+        case .linear(let linear, let shape): return try? TensorData(float32: linear.weight, shape: shape)
+        }
+    }
 
     /// Names of the loaded parameters, in the architecture's order.
     public var parameterNames: [String] { architecture.parameters.map(\.name).filter { weights[$0] != nil } }
 }
 
-/// The loaded tensors by name, handing out float32 values and batch-norm layers to graph builders.
-struct ParameterStore {
+/// The loaded tensors by name, handing out float32 values and batch-norm layers to graph builders, and
+/// remembering which prepared layer holds each convolution and classifier weight.
+final class ParameterStore {
     let tensors: [String: TensorData]
+    /// Convolution weight name -> the prepared convolution made from it.
+    private(set) var preparedConvs: [String: PreparedConv2d] = [:]
+    /// Classifier weight name -> the linear layer made from it.
+    private(set) var linears: [String: Linear] = [:]
+
+    init(tensors: [String: TensorData]) { self.tensors = tensors }
 
     func floats(_ name: String) throws(ModelError) -> [Float] {
         guard let t = tensors[name] else { throw ModelError(.incompatibleWeights, "missing parameter '\(name)'") }
@@ -194,26 +238,87 @@ struct ParameterStore {
         }
     }
 
-    /// A convolution without bias, with `bn` folded into it.
-    func conv(_ name: String, _ config: Conv2dConfig, foldingBatchNorm bn: String?, eps: Float) throws(ModelError) -> Conv2d {
-        let weight = try floats(name + ".weight")
+    /// The convolution `name` (with its bias if the checkpoint has one) followed by batch norm `bn`,
+    /// prepared for inference (see `PreparedConv2d.init(_:batchNorm:)`).
+    func conv(_ name: String, _ config: Conv2dConfig, foldingBatchNorm bn: String?, eps: Float) throws(ModelError) -> PreparedConv2d {
         let bias: [Float]? = tensors[name + ".bias"] != nil ? try floats(name + ".bias") : nil
         let norm = try bn.map { (b) throws(ModelError) in try batchNorm(b, eps: eps) }
+        let window = try floatWindow(name + ".weight")
+        let copied = window == nil ? try floats(name + ".weight") : []
         do throws(NeuralNetError) {
-            let conv = try Conv2d(config: config, weight: weight, bias: bias)
-            return try norm.map { (n) throws(NeuralNetError) in try conv.folding(n) } ?? conv
+            let prepared: PreparedConv2d
+            if let window {
+                // Packed straight from the checkpoint's bytes (no float copy of the weights).
+                prepared = try PreparedConv2d(config: config, weight: window.buffer, bias: bias, batchNorm: norm)
+                withExtendedLifetime(window.owner) {}
+            } else {
+                prepared = try copied.withUnsafeBufferPointer { (w) throws(NeuralNetError) in
+                    try PreparedConv2d(config: config, weight: w, bias: bias, batchNorm: norm)
+                }
+            }
+            preparedConvs[name + ".weight"] = prepared
+            return prepared
         } catch {
             throw ModelError(error, name)
         }
+    }
+
+    /// The float32 values of `name` as a window into its storage, when it is stored as contiguous,
+    /// aligned little-endian float32 (the usual case); nil otherwise. `owner` keeps the bytes alive.
+    func floatWindow(_ name: String) throws(ModelError) -> (buffer: UnsafeBufferPointer<Float>, owner: ByteBuffer)? {
+        guard let t = tensors[name] else { throw ModelError(.incompatibleWeights, "missing parameter '\(name)'") }
+        guard t.dtype == .float32, t.isContiguous, t.storage.byteOrder == .little || t.elementCount == 0 else { return nil }
+        let slice: ByteSlice
+        do throws(CheckpointError) {
+            slice = try t.contiguousBytes()
+        } catch {
+            throw ModelError(error)
+        }
+        guard Int(bitPattern: slice.base) % MemoryLayout<Float>.alignment == 0 else { return nil }
+        let p = slice.base.assumingMemoryBound(to: Float.self)
+        return (UnsafeBufferPointer(start: p, count: t.elementCount), slice.buffer)
     }
 
     func linear(_ name: String, inFeatures: Int, outFeatures: Int) throws(ModelError) -> Linear {
         let weight = try floats(name + ".weight")
         let bias = try floats(name + ".bias")
         do throws(NeuralNetError) {
-            return try Linear(weight: weight, bias: bias, inFeatures: inFeatures, outFeatures: outFeatures)
+            let linear = try Linear(weight: weight, bias: bias, inFeatures: inFeatures, outFeatures: outFeatures)
+            linears[name + ".weight"] = linear
+            return linear
         } catch {
             throw ModelError(error, name)
         }
     }
+}
+
+/// Runs the deferred CRC-32 checks of every tensor's storage (zip records) up front, on the engine's
+/// threads at once, largest first; each storage is checked once. Throws the error of the first failing
+/// tensor in `tensors`' order.
+func verifyChecksums(_ tensors: [TensorData]) throws(ModelError) {
+    final class Progress: @unchecked Sendable {
+        let lock = NSLock()
+        var next = 0
+        var failures: [(index: Int, error: CheckpointError)] = []
+    }
+    let order = tensors.indices.sorted { tensors[$0].byteCount > tensors[$1].byteCount }
+    let progress = Progress()
+    let workers = max(1, min(Engine.threads, order.count))
+    DispatchQueue.concurrentPerform(iterations: workers) { _ in
+        while true {
+            progress.lock.lock()
+            let k = progress.next
+            progress.next += 1
+            progress.lock.unlock()
+            guard k < order.count else { return }
+            do throws(CheckpointError) {
+                try tensors[order[k]].storage.verifyChecksum()
+            } catch {
+                progress.lock.lock()
+                progress.failures.append((order[k], error))
+                progress.lock.unlock()
+            }
+        }
+    }
+    if let first = progress.failures.min(by: { $0.index < $1.index }) { throw ModelError(first.error) }
 }

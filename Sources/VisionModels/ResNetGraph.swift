@@ -3,8 +3,8 @@ import NeuralNet
 
 /// The ResNet family's inference graph, built from `ResNetLayout`: the stem, residual blocks (basic,
 /// bottleneck, SENet bottleneck; grouped, wide; with or without squeeze-and-excitation; projection or
-/// zero-padded shortcuts), global pooling and the classifier, with every batch norm folded into its
-/// convolution.
+/// zero-padded shortcuts), global pooling and the classifier, with every batch norm applied by its
+/// convolution (in the kernels' epilogue, or folded into Winograd weights).
 ///
 /// Convolutions are prepared once (weights packed for the engine's kernels). An inference runs on a
 /// memory plan of reused buffers (`Workspace`): the block input and output swap between two slots, the
@@ -18,7 +18,7 @@ struct ResNetGraph: Sendable {
 
     struct Block: Sendable {
         let stage: Int
-        /// The residual branch's convolutions, batch norm folded.
+        /// The residual branch's convolutions, each applying its batch norm.
         let convs: [PreparedConv2d]
         let se: SqueezeExcite?
         let downsample: PreparedConv2d?
@@ -43,7 +43,7 @@ struct ResNetGraph: Sendable {
         let eps = c.batchNormEps
         let layout = c.layout
         func conv(_ u: ResNetLayout.ConvUnit) throws(ModelError) -> PreparedConv2d {
-            PreparedConv2d(try store.conv(u.name, u.config, foldingBatchNorm: u.norm, eps: eps))
+            try store.conv(u.name, u.config, foldingBatchNorm: u.norm, eps: eps)
         }
         var stem: [PreparedConv2d] = []
         for u in layout.stem { stem.append(try conv(u)) }
@@ -56,8 +56,8 @@ struct ResNetGraph: Sendable {
             var se: SqueezeExcite?
             if let s = b.se {
                 se = SqueezeExcite(
-                    fc1: PreparedConv2d(try store.conv(s.prefix + ".fc1", Conv2dConfig(inChannels: s.channels, outChannels: s.reduced, kernel: 1), foldingBatchNorm: nil, eps: eps)),
-                    fc2: PreparedConv2d(try store.conv(s.prefix + ".fc2", Conv2dConfig(inChannels: s.reduced, outChannels: s.channels, kernel: 1), foldingBatchNorm: nil, eps: eps)))
+                    fc1: try store.conv(s.prefix + ".fc1", Conv2dConfig(inChannels: s.channels, outChannels: s.reduced, kernel: 1), foldingBatchNorm: nil, eps: eps),
+                    fc2: try store.conv(s.prefix + ".fc2", Conv2dConfig(inChannels: s.reduced, outChannels: s.channels, kernel: 1), foldingBatchNorm: nil, eps: eps))
             }
             let down = try b.downsample.map { (u) throws(ModelError) in try conv(u) }
             blocks.append(Block(stage: b.stage, convs: convs, se: se, downsample: down, zeroPad: b.zeroPad, reluBeforeSE: b.reluBeforeSE))
@@ -81,33 +81,52 @@ struct ResNetGraph: Sendable {
         func tap(_ name: String, _ v: Value) {
             out.append((name, Tensor.copying(v.pointer, imageStride: v.imageStride, images: n, channels: v.c, height: v.h, width: v.w)))
         }
-        /// Runs `conv` on `x` into `slot`, with an optional residual and the activation fused.
-        func apply(_ conv: PreparedConv2d, _ x: Value, into slot: Int, residual: Value? = nil, _ act: Activation) throws(ModelError) -> Value {
-            let (oh, ow) = conv.outputSize(height: x.h, width: x.w)
-            guard oh > 0, ow > 0, x.c == conv.config.inChannels else {
-                throw ModelError(.shape, "resnet forward: input [\(n), \(x.c), \(x.h), \(x.w)] does not fit convolution \(conv.config)")
-            }
-            let co = conv.config.outChannels
-            let y = Value(pointer: ws.buffer(slot, count: n * co * oh * ow), c: co, h: oh, w: ow)
+        /// Runs `conv` on `x` into `y`, with an optional residual (which may be `y` itself) and the
+        /// activation fused.
+        func run(_ conv: PreparedConv2d, _ x: Value, into y: Value, residual: Value? = nil, _ act: Activation) {
             conv.run(
                 batch: n, height: x.h, width: x.w, input: x.pointer, inputImageStride: x.imageStride,
                 output: y.pointer, outputImageStride: y.imageStride,
                 residual: residual.map { UnsafePointer($0.pointer) }, residualImageStride: residual?.imageStride ?? 0,
                 activation: act)
+        }
+        /// The output of `conv` on `x`, allocated in `slot`.
+        func output(_ conv: PreparedConv2d, _ x: Value, in slot: Int) throws(ModelError) -> Value {
+            let (oh, ow) = conv.outputSize(height: x.h, width: x.w)
+            guard oh > 0, ow > 0, x.c == conv.config.inChannels else {
+                throw ModelError(.shape, "resnet forward: input [\(n), \(x.c), \(x.h), \(x.w)] does not fit convolution \(conv.config)")
+            }
+            let co = conv.config.outChannels
+            return Value(pointer: ws.buffer(slot, count: n * co * oh * ow), c: co, h: oh, w: ow)
+        }
+        /// Runs `conv` on `x` into `slot`, with an optional residual and the activation fused.
+        func apply(_ conv: PreparedConv2d, _ x: Value, into slot: Int, residual: Value? = nil, _ act: Activation) throws(ModelError) -> Value {
+            let y = try output(conv, x, in: slot)
+            run(conv, x, into: y, residual: residual, act)
             return y
         }
 
-        var x: Value
-        do {
-            let c = input.shape[1], h = input.shape[2], w = input.shape[3]
-            let staged = ws.buffer(Slot.y, count: input.data.count)
-            input.data.withUnsafeBufferPointer { staged.update(from: $0.baseAddress!, count: $0.count) }
-            x = Value(pointer: staged, c: c, h: h, w: w)
+        // Stem: the first convolution reads the caller's input where it is; the stem's convolutions
+        // alternate between t1 and t2, the last one goes to y when the pool follows (which writes x),
+        // else to x.
+        func stemSlot(_ i: Int) -> Int {
+            i == stem.count - 1 ? (stemPool == nil ? Slot.x : Slot.y) : (i % 2 == 0 ? Slot.t1 : Slot.t2)
         }
-        // Stem: convolutions alternate between t1 and t2 (into x directly when no pool follows).
-        for (i, conv) in stem.enumerated() {
-            let last = i == stem.count - 1
-            x = try apply(conv, x, into: last && stemPool == nil ? Slot.x : (i % 2 == 0 ? Slot.t1 : Slot.t2), .relu)
+        let c0 = input.shape[1], h0 = input.shape[2], w0 = input.shape[3]
+        var x: Value
+        if let first = stem.first {
+            x = try input.data.withUnsafeBufferPointer { (buffer) throws(ModelError) -> Value in
+                // Only read: the convolution takes its input as a const pointer.
+                let source = Value(pointer: UnsafeMutablePointer(mutating: buffer.baseAddress!), c: c0, h: h0, w: w0)
+                return try apply(first, source, into: stemSlot(0), .relu)
+            }
+        } else {
+            let staged = ws.buffer(Slot.x, count: input.data.count)
+            input.data.withUnsafeBufferPointer { staged.update(from: $0.baseAddress!, count: $0.count) }
+            x = Value(pointer: staged, c: c0, h: h0, w: w0)
+        }
+        for (i, conv) in stem.enumerated().dropFirst() {
+            x = try apply(conv, x, into: stemSlot(i), .relu)
         }
         if let p = stemPool {
             let oh: Int, ow: Int
@@ -125,19 +144,25 @@ struct ResNetGraph: Sendable {
             x = y
         }
         if taps { tap("stem", x) }
+        // Blocks. Without SE, the last convolution adds the shortcut in place: an identity block writes
+        // its output over its input (x), a projection block computes the projection into y and the
+        // last convolution adds onto it there; so a block needs x, y, t1 and t2 only. SE blocks gate
+        // the branch before adding, so they keep the shortcut in its own slot.
         var xSlot = Slot.x, ySlot = Slot.y
         for (i, block) in blocks.enumerated() {
+            let inPlace = block.se == nil
             // The shortcut.
             let identity: Value
             if let d = block.downsample {
-                identity = try apply(d, x, into: Slot.shortcut, .none)
+                identity = try apply(d, x, into: inPlace ? ySlot : Slot.shortcut, .none)
             } else if let z = block.zeroPad {
                 identity = Self.zeroPadShortcut(x, images: n, stride: z.stride, padChannels: z.padChannels, into: ws.buffer)
             } else {
                 identity = x
             }
-            // The branch: intermediates alternate between t1 and t2; the last convolution goes to y.
+            // The branch: intermediates alternate between t1 and t2.
             var h = x
+            var swapped = true
             for (j, conv) in block.convs.enumerated() {
                 if j < block.convs.count - 1 {
                     h = try apply(conv, h, into: j % 2 == 0 ? Slot.t1 : Slot.t2, .relu)
@@ -145,14 +170,23 @@ struct ResNetGraph: Sendable {
                     h = try apply(conv, h, into: ySlot, block.reluBeforeSE ? .relu : .none)
                     try excite(se, h, identity: identity, images: n, ws)
                 } else {
-                    guard conv.outputSize(height: h.h, width: h.w) == (identity.h, identity.w), conv.config.outChannels == identity.c else {
+                    guard conv.outputSize(height: h.h, width: h.w) == (identity.h, identity.w), conv.config.outChannels == identity.c,
+                        conv.config.inChannels == h.c
+                    else {
                         throw ModelError(.shape, "resnet forward: shortcut [\(identity.c), \(identity.h), \(identity.w)] does not match the branch")
                     }
-                    h = try apply(conv, h, into: ySlot, residual: identity, .relu)
+                    if (block.downsample != nil || block.zeroPad == nil) && block.convs.count > 1 {
+                        // In place: over the projection (in y) or over the block's input (in x).
+                        run(conv, h, into: identity, residual: identity, .relu)
+                        h = identity
+                        swapped = block.downsample != nil
+                    } else {
+                        h = try apply(conv, h, into: ySlot, residual: identity, .relu)
+                    }
                 }
             }
             x = h
-            swap(&xSlot, &ySlot)
+            if swapped { swap(&xSlot, &ySlot) }
             let lastOfStage = i == blocks.count - 1 || blocks[i + 1].stage != block.stage
             if taps && lastOfStage { tap("layer\(block.stage + 1)", x) }
         }

@@ -199,6 +199,45 @@ struct KernelTests {
         }
     }
 
+    @Test("a batch norm applied in the epilogue equals conv then batch norm; the weights come back bit for bit")
+    func epilogueBatchNorm() throws {
+        // GEMM (depth-blocked over 256, and a mixed-batch small plane), Winograd (folded instead), direct
+        // grouped, the 3-channel stem.
+        let cases: [(Conv2dConfig, n: Int, h: Int, w: Int, winograd: Bool, bias: Bool)] = [
+            (Conv2dConfig(inChannels: 300, outChannels: 20, kernel: 1), 1, 9, 8, false, true),
+            (Conv2dConfig(inChannels: 160, outChannels: 28, kernel: 3, padding: 1), 3, 5, 5, false, false),
+            (Conv2dConfig(inChannels: 16, outChannels: 20, kernel: 3, padding: 1), 2, 9, 10, true, true),
+            (Conv2dConfig(inChannels: 64, outChannels: 64, kernel: 3, stride: 2, padding: 1, groups: 16), 2, 11, 9, false, false),
+            (Conv2dConfig(inChannels: 3, outChannels: 16, kernel: 7, stride: 2, padding: 3), 1, 21, 18, false, true),
+        ]
+        try Self.everyPath { set, threads in
+            for (i, c) in cases.enumerated() {
+                let (config, n, h, w) = (c.0, c.n, c.h, c.w)
+                let conv = try Self.conv(config, seed: UInt64(60 + i), bias: c.bias)
+                let k = config.outChannels
+                let bn = try BatchNorm2d(
+                    weight: Self.values(k, seed: UInt64(70 + i)).map { 0.5 + abs($0) }, bias: Self.values(k, seed: UInt64(80 + i)),
+                    runningMean: Self.values(k, seed: UInt64(90 + i)), runningVar: Self.values(k, seed: UInt64(100 + i)).map { 0.2 + abs($0) },
+                    eps: 1e-5)
+                let prepared = try PreparedConv2d(conv, batchNorm: bn)
+                #expect(prepared.usesWinograd == c.winograd)
+                #expect(prepared.weightsAsGiven().elementsEqual(conv.weight) { $0.bitPattern == $1.bitPattern }, "case \(i): weights changed")
+                let x = try Tensor(shape: [n, config.inChannels, h, w], data: Self.values(n * config.inChannels * h * w, seed: UInt64(110 + i)))
+                let reference = try bn(try Self.reference(conv, x), activation: .relu)
+                var out = [Float](repeating: .nan, count: reference.data.count)
+                let (oh, ow) = prepared.outputSize(height: h, width: w)
+                x.data.withUnsafeBufferPointer { xp in
+                    out.withUnsafeMutableBufferPointer { o in
+                        prepared.run(batch: n, height: h, width: w, input: xp.baseAddress!, inputImageStride: config.inChannels * h * w,
+                                     output: o.baseAddress!, outputImageStride: k * oh * ow, activation: .relu)
+                    }
+                }
+                let e = Self.relativeError(out, reference.data)
+                #expect(e <= 2e-5, "epilogue case \(i) \(config) at \(set), \(threads) thread(s): relative error \(e)")
+            }
+        }
+    }
+
     @Test("Winograd F(4x4, 3x3) stays within 2e-5 of the direct method at 64 and 128 channels")
     func winogradWide() throws {
         for (c, size) in [(64, 20), (128, 12)] {

@@ -38,6 +38,19 @@ struct LoadTests {
         #expect(try model.parameter(named: "fc.bias")?.floats().count == 3)
     }
 
+    @Test("every loaded parameter reads back bit for bit (weights are not kept twice)", arguments: [LoadTests.tinyResNet, LoadTests.tinyDenseNet])
+    func parametersReadBack(_ arch: Architecture) throws {
+        let sd = try Self.stateDict(arch)
+        let model = try Model.load(arch, pretrained: .stateDict(sd))
+        #expect(model.parameterNames == arch.parameters.map(\.name))
+        for (name, tensor) in sd.entries {
+            let back = try #require(model.parameter(named: name), "\(name) missing")
+            #expect(back.dtype == tensor.dtype && back.shape == tensor.shape, "\(name)")
+            let a = try back.floats(), b = try tensor.floats()
+            #expect(a.elementsEqual(b) { $0.bitPattern == $1.bitPattern }, "\(name) differs")
+        }
+    }
+
     @Test("missing num_batches_tracked is defaulted, not missing")
     func optionalKeys() throws {
         let sd = try Self.stateDict(Self.tinyResNet, rename: { $0.hasSuffix("num_batches_tracked") ? nil : $0 })

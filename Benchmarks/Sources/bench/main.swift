@@ -96,6 +96,9 @@ func serve() {
                 guard let arch = Architecture(named: w[1]) else { reply("error unknown architecture \(w[1])"); continue }
                 let t0 = now()
                 model = try randomModel(arch)
+                // The random state dict was this process's own transient, not the model's: give its
+                // freed heap back so that peak RSS counts what the model keeps.
+                Engine.releaseFreedMemory()
                 reply("ok \(now() - t0)")
             case "input":
                 let (n, h, wd) = (Int(w[2])!, Int(w[3])!, Int(w[4])!)

@@ -42,6 +42,10 @@ typedef void (*ck_task_fn)(void *context, int task, int worker);
  *  are done. A call made while another call is running runs its tasks on the calling thread. */
 void ck_parallel_for(int tasks, ck_task_fn fn, void *context);
 
+/** Returns the C allocator's free memory to the system where it can (glibc: malloc_trim); a no-op
+ *  elsewhere. */
+void ck_release_free_memory(void);
+
 /* ---- Convolution as packed GEMM --------------------------------------------------------------- */
 
 /** Rows of one packed weight panel and columns of one packed input panel. */
@@ -53,6 +57,8 @@ typedef struct ck_conv {
     int in_channels, out_channels; /* totals over all groups */
     int kh, kw, sh, sw, ph, pw, dh, dw;
     const float *packed; /* ck_conv_pack's output */
+    const float *scale;  /* out_channels values multiplying the sums before the bias, or NULL (1): a
+                            batch norm applied in the epilogue, so that `packed` keeps the weights exact */
     const float *bias;   /* out_channels values, or NULL */
 } ck_conv;
 
@@ -62,6 +68,9 @@ size_t ck_conv_packed_count(int groups, int out_channels, int in_channels, int k
  *  `[k][CK_MR]` with zero rows past the group's output channels. */
 void ck_conv_pack(const float *weight, int groups, int out_channels, int in_channels, int kh, int kw,
                   float *packed);
+/** The inverse of ck_conv_pack: writes the OIHW weights back from the panels (exact). */
+void ck_conv_unpack(const float *packed, int groups, int out_channels, int in_channels, int kh, int kw,
+                    float *weight);
 
 /** out[r, i] = (float)((double)weight[r, i] * scale[r]) over `rows` rows of `per_row` floats (batch-norm
  *  folding: one rounding per value), threaded. */
@@ -76,14 +85,15 @@ typedef struct ck_conv_io {
     ptrdiff_t in_batch_stride;
     float *out;
     ptrdiff_t out_batch_stride;
-    const float *residual; /* added before the activation, or NULL */
+    const float *residual; /* added before the activation, or NULL; may be `out` itself (same strides):
+                              the sum then replaces the residual in place */
     ptrdiff_t residual_batch_stride;
     const float *in_scale; /* per input channel: x -> max(x * scale + shift, 0) before convolving, */
     const float *in_shift; /* applied to real input values only (padding stays 0); NULL: none */
     int relu;              /* apply max(y, 0) to the output */
 } ck_conv_io;
 
-/** y = act(conv(x) + bias + residual), over all images, threaded. */
+/** y = act(conv(x) * scale + bias + residual), over all images, threaded. */
 void ck_conv_forward(const ck_conv *conv, const ck_conv_io *io);
 
 /* ---- Winograd F(4x4, 3x3) for 3x3 stride-1 convolutions with padding 1 ------------------------- */
@@ -93,7 +103,8 @@ size_t ck_winograd_packed_count(int out_channels, int in_channels);
 /** Transforms OIHW 3x3 weights (groups 1) into U = G g G^T (computed in double) and packs them. */
 void ck_winograd_pack(const float *weight, int out_channels, int in_channels, float *packed);
 /** Same contract as ck_conv_forward for a 3x3, stride 1, padding 1, dilation 1, groups 1 convolution
- *  whose `packed` holds ck_winograd_pack's output; no input prologue (in_scale must be NULL). */
+ *  whose `packed` holds ck_winograd_pack's output; no input prologue (in_scale must be NULL) and no
+ *  output scale (conv->scale must be NULL: fold it into the weights). */
 void ck_winograd_forward(const ck_conv *conv, const ck_conv_io *io);
 
 /* ---- Direct grouped convolution (few channels per group; AVX-512F) ------------------------------ */
@@ -109,6 +120,9 @@ size_t ck_grouped_packed_count(int groups, int out_channels, int in_channels, in
 /** Reorders OIHW weights to [group][input channel][tap][output]. */
 void ck_grouped_pack(const float *weight, int groups, int out_channels, int in_channels, int kh, int kw,
                      float *packed);
+/** The inverse of ck_grouped_pack (exact). */
+void ck_grouped_unpack(const float *packed, int groups, int out_channels, int in_channels, int kh, int kw,
+                       float *weight);
 /** Same contract as ck_conv_forward for a supported geometry whose `packed` holds ck_grouped_pack's
  *  output; no input prologue. */
 void ck_grouped_forward(const ck_conv *conv, const ck_conv_io *io);
