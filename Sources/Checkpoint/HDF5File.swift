@@ -207,10 +207,13 @@ struct HDF5File {
             throw CheckpointError(.unsupported, "dataset has a null dataspace (no elements, no shape)", member: path)
         }
         var count = 1
+        var strideBound = 1  // product of the non-zero sizes: the contiguous strides must fit even if a size is 0
         for d in shape {
             let (c, o) = count.multipliedReportingOverflow(by: d)
-            guard !o else { throw CheckpointError(.limitExceeded, "element count of shape \(shape) overflows", member: path) }
+            let (s, o2) = strideBound.multipliedReportingOverflow(by: max(d, 1))
+            guard !o, !o2 else { throw CheckpointError(.limitExceeded, "element count of shape \(shape) overflows", member: path) }
             count = c
+            strideBound = s
         }
         let (byteCount, o) = count.multipliedReportingOverflow(by: dtype.byteSize)
         guard !o, byteCount <= data.count || byteCount == 0 else {

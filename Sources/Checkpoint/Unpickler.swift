@@ -31,21 +31,39 @@ struct Unpickler {
 
     /// Runs to STOP and returns the pickled value.
     mutating func load() throws(CheckpointError) -> PickleNode {
-        stack.removeAll(keepingCapacity: true)
+        releaseGraph()
         marks.removeAll()
-        memo.removeAll()
+        // Whatever the stack and memo still hold when this returns or throws is freed without recursion.
+        defer { releaseGraph() }
+        let start = reader.position
         while true {
             opOffset = reader.position
+            guard opOffset - start < limits.maxPickleBytes else {
+                throw error(.limitExceeded, "pickle longer than \(limits.maxPickleBytes) bytes, the most its compressed record allows")
+            }
             let op = try reader.u8("an opcode")
             if op == 0x2E {  // STOP
                 guard marks.isEmpty else { throw error(.malformed, "STOP with an open MARK") }
-                guard stack.count == 1, let result = stack.last else {
+                guard stack.count == 1, let result = stack.popLast() else {
                     throw error(.malformed, "STOP with \(stack.count) values on the stack (expected 1)")
+                }
+                // The caller frees the result the ordinary (recursive) way: it must not nest deeper than the cap.
+                guard !PickleGraph.exceedsHeight(result, limit: limits.maxDepth) else {
+                    stack.append(result)
+                    throw error(.limitExceeded, "values nested deeper than \(limits.maxDepth) levels")
                 }
                 return result
             }
             try execute(op)
         }
+    }
+
+    /// Frees the stack and the memo without recursion (see `PickleGraph.release`).
+    private mutating func releaseGraph() {
+        var roots = stack + Array(memo.values)
+        stack = []
+        memo = [:]
+        PickleGraph.release(&roots)
     }
 
     private func error(_ kind: CheckpointError.Kind, _ message: String) -> CheckpointError {
