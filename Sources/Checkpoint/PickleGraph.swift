@@ -1,24 +1,13 @@
 /// Walks and releases the unpickler's graph without recursion.
 ///
-/// A pickle of a few hundred bytes can nest a million containers (`)` then a million TUPLE1, or a
-/// million EMPTY_LIST then APPENDs). Swift frees such a chain recursively, one stack frame set per
-/// level, which overflows the thread's stack. So the unpickler measures the nesting of what it returns
-/// (`exceedsHeight`) and frees everything else it created with `release`, which drops each container
-/// only after every container that refers to it, so no free cascades more than one level.
+/// A pickle of a few hundred bytes can nest tens of thousands of containers (`)` then TUPLE1 after
+/// TUPLE1, or EMPTY_LIST after EMPTY_LIST then APPENDs). Swift frees such a chain recursively, a few
+/// stack frames per level, which overflows the thread's stack. So when a pickle ends, the unpickler
+/// measures the nesting of what it returns and frees everything else it holds with `release`, which
+/// drops each container only after every container that refers to it, so that no free cascades.
 enum PickleGraph {
-    /// The nodes a container refers to.
-    private static func children(_ node: PickleNode) -> [PickleNode] {
-        switch node {
-        case .tuple(let items): return items
-        case .list(let l): return l.items
-        case .set(let s): return s.items
-        case .dict(let d): return d.keys + d.values + d.attributes.map(\.1)
-        case .object(let o): return o.state.map { o.args + [$0] } ?? o.args
-        default: return []
-        }
-    }
-
-    /// A key naming one container for the length of a walk (the graph is alive throughout).
+    /// A key naming one container for the length of a walk (the graph stays alive throughout): the
+    /// class instance, or the storage of a tuple's array. Leaves and empty tuples have none.
     private enum Key: Hashable {
         case object(ObjectIdentifier)
         case buffer(UnsafeRawPointer)
@@ -37,68 +26,97 @@ enum PickleGraph {
         }
     }
 
-    /// Depth-first walk from `roots`, each container once. Calls `finished` in post-order (a container
-    /// after everything below it) with the container and its height (1 + the tallest child's); stops
-    /// and returns false as soon as a chain of containers longer than `limit` is seen. A container that
-    /// contains itself is not followed a second time (the freezer reports it).
-    private static func walk(_ roots: [PickleNode], limit: Int, finished: (PickleNode, Int) -> Void) -> Bool {
+    /// How many nodes a container refers to.
+    private static func childCount(_ node: PickleNode) -> Int {
+        switch node {
+        case .tuple(let items): return items.count
+        case .list(let l): return l.items.count
+        case .set(let s): return s.items.count
+        case .dict(let d): return d.keys.count + d.values.count + d.attributes.count
+        case .object(let o): return o.args.count + (o.state == nil ? 0 : 1)
+        default: return 0
+        }
+    }
+
+    /// The `i`th node a container refers to.
+    private static func child(_ node: PickleNode, _ i: Int) -> PickleNode {
+        switch node {
+        case .tuple(let items): return items[i]
+        case .list(let l): return l.items[i]
+        case .set(let s): return s.items[i]
+        case .dict(let d):
+            if i < d.keys.count { return d.keys[i] }
+            if i < d.keys.count + d.values.count { return d.values[i - d.keys.count] }
+            return d.attributes[i - d.keys.count - d.values.count].1
+        case .object(let o): return i < o.args.count ? o.args[i] : (o.state ?? .none)
+        default: return .none
+        }
+    }
+
+    /// Depth-first walk from `roots`, each container once. Returns every container reached, in
+    /// post-order (each after everything below it), and the nesting height of each root (1 for a
+    /// container of leaves, 0 for a leaf). A container that contains itself is not followed a second
+    /// time (the freezer reports it).
+    private static func walk(_ roots: [PickleNode]) -> (postOrder: [PickleNode], heights: [Int]) {
         struct Frame {
             var node: PickleNode
             var key: Key
-            var children: [PickleNode]
+            var count: Int
             var next = 0
             var height = 1
         }
         var heights: [Key: Int] = [:]
         var onPath = Set<Key>()
         var path: [Frame] = []
+        var postOrder: [PickleNode] = []
+        var rootHeights: [Int] = []
         for root in roots {
-            guard let k = key(root), heights[k] == nil else { continue }
-            path.append(Frame(node: root, key: k, children: children(root)))
+            guard let k = key(root) else {
+                rootHeights.append(0)
+                continue
+            }
+            if let h = heights[k] {
+                rootHeights.append(h)
+                continue
+            }
+            path.append(Frame(node: root, key: k, count: childCount(root)))
             onPath.insert(k)
-            while !path.isEmpty {
-                let top = path.count - 1
-                if path[top].next < path[top].children.count {
-                    let child = path[top].children[path[top].next]
+            while let top = path.indices.last {
+                if path[top].next < path[top].count {
+                    let c = child(path[top].node, path[top].next)
                     path[top].next += 1
-                    guard let ck = key(child) else { continue }
+                    guard let ck = key(c) else { continue }
                     if let h = heights[ck] {
                         path[top].height = max(path[top].height, h + 1)
-                        if path.count + h > limit { return false }
-                        continue
+                    } else if onPath.insert(ck).inserted {
+                        path.append(Frame(node: c, key: ck, count: childCount(c)))
                     }
-                    if onPath.contains(ck) { continue }
-                    if path.count >= limit { return false }
-                    path.append(Frame(node: child, key: ck, children: children(child)))
-                    onPath.insert(ck)
                 } else {
                     let done = path.removeLast()
                     onPath.remove(done.key)
                     heights[done.key] = done.height
-                    finished(done.node, done.height)
+                    postOrder.append(done.node)
                     if let parent = path.indices.last { path[parent].height = max(path[parent].height, done.height + 1) }
                 }
             }
+            rootHeights.append(heights[k] ?? 0)
         }
-        return true
+        return (postOrder, rootHeights)
     }
 
-    /// Whether `node` nests containers more than `limit` deep.
-    static func exceedsHeight(_ node: PickleNode, limit: Int) -> Bool {
-        !walk([node], limit: limit) { _, _ in }
-    }
-
-    /// Frees `roots` (which the caller gives up; it is left empty) and everything below them that
-    /// nothing else holds, without recursion: containers are dropped parents first, each while every
-    /// container below it is still held here, so each drop frees one level only.
-    static func release(_ roots: inout [PickleNode]) {
+    /// Frees `roots` (which the caller gives up; it is left empty) and whatever below them nothing
+    /// else holds, without recursion, and returns the nesting height of each root. Containers are
+    /// dropped parents first, each while every container below it is still held here, so each drop
+    /// frees one level only. Containers also held elsewhere (say, by a result being returned) live on.
+    @discardableResult
+    static func release(_ roots: inout [PickleNode]) -> [Int] {
         var mine: [PickleNode] = []
         swap(&mine, &roots)
-        var order: [PickleNode] = []
-        _ = walk(mine, limit: Int.max) { node, _ in order.append(node) }
-        // Post-order reversed: every container comes after all the containers that refer to it.
+        var (order, heights) = walk(mine)
+        mine = []  // every container among the roots is also in `order`: this frees nothing
+        // Post-order reversed: each container comes after all the containers that refer to it.
         order.reverse()
-        mine = []  // the roots are in `order` (first), so this frees nothing
         for i in order.indices { order[i] = .none }
+        return heights
     }
 }

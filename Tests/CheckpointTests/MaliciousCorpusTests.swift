@@ -167,3 +167,72 @@ struct MaliciousCorpusTests {
         print("malicious corpus: \(small.count) inputs of at most 1 KiB; valid files peak at \(baseline) KiB, worst \(worst.file) at \(worst.kib) KiB")
     }
 }
+
+/// The unpickler's nesting bookkeeping on inline pickles: containers that grow after being placed
+/// inside others (which makes the recorded heights stale and switches to measuring the graph) still
+/// read to exactly their contents, shared values stay shared, and the cap holds either way.
+@Suite("Pickle nesting")
+struct PickleNestingTests {
+    static func read(_ bytes: [UInt8]) throws(CheckpointError) -> PickleValue {
+        try CheckpointReader.readPickle(ByteBuffer(copying: bytes).all, name: "inline.pkl")
+    }
+
+    /// A compact rendering of lists, tuples and ints.
+    static func render(_ v: PickleValue) -> String {
+        switch v {
+        case .int(let i): return String(i)
+        case .list(let items): return "[" + items.map(render).joined(separator: ",") + "]"
+        case .tuple(let items): return "(" + items.map(render).joined(separator: ",") + ")"
+        default: return "?"
+        }
+    }
+
+    @Test("a list appended to after it was placed in another reads exactly")
+    func growsAfterCapture() throws {
+        // L0 = [] (memo 0); L1 = [L0] (memo 1); then L0.append(5); result (L1, L0)
+        let bytes: [UInt8] = [0x80, 0x02, 0x5D, 0x71, 0x00, 0x30, 0x5D, 0x71, 0x01, 0x30, 0x68, 0x01, 0x68, 0x00, 0x61, 0x30,
+                              0x68, 0x00, 0x4B, 0x05, 0x61, 0x30, 0x68, 0x01, 0x68, 0x00, 0x86, 0x2E]
+        #expect(Self.render(try Self.read(bytes)) == "([[5]],[5])")
+    }
+
+    @Test("shared lists stay intact: ([1],[1]) from one memoised list")
+    func shared() throws {
+        let bytes: [UInt8] = [0x80, 0x02, 0x5D, 0x71, 0x00, 0x4B, 0x01, 0x61, 0x30, 0x28, 0x68, 0x00, 0x68, 0x00, 0x74, 0x2E]
+        #expect(Self.render(try Self.read(bytes)) == "([1],[1])")
+    }
+
+    /// `depth` lists, each memoised; then each appended into the next, innermost last, so every
+    /// append goes into a list already inside another; the result is the outermost.
+    static func reverseChain(_ depth: Int) -> [UInt8] {
+        func u32(_ i: Int) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: i >> (8 * $0)) } }
+        var b: [UInt8] = [0x80, 0x02]
+        for i in 0..<depth { b += [0x5D, 0x72] + u32(i) + [0x30] }
+        for i in (0..<(depth - 1)).reversed() { b += [0x6A] + u32(i + 1) + [0x6A] + u32(i) + [0x61, 0x30] }
+        return b + [0x6A] + u32(depth - 1) + [0x2E]
+    }
+
+    @Test("nesting that grows after capture: 150 levels read, 5000 levels refused at the cap")
+    func staleChains() throws {
+        let ok = try Self.read(Self.reverseChain(150))
+        var depth = 0
+        var v = ok
+        while case .list(let items) = v {
+            depth += 1
+            guard let first = items.first else { break }
+            v = first
+        }
+        #expect(depth == 150)
+        let e = try #require(throws: CheckpointError.self) { try Self.read(Self.reverseChain(5000)) }
+        #expect(e.kind == .limitExceeded && e.message == "values nested deeper than 200 levels" && e.file == "inline.pkl")
+    }
+
+    @Test("nesting refused as it is built: 100,000 TUPLE1 stop at the cap without a crash")
+    func directChain() throws {
+        let bytes: [UInt8] = [0x80, 0x02, 0x29] + [UInt8](repeating: 0x85, count: 100_000) + [0x2E]
+        let e = try #require(throws: CheckpointError.self) { try Self.read(bytes) }
+        #expect(e.kind == .limitExceeded && e.message == "values nested deeper than 200 levels")
+        // The empty tuple (offset 2) is level 1 and the TUPLE1 at offset 3 + k makes level k + 2: level 201 at 202.
+        #expect(e.offset == 202)
+    }
+}
+
