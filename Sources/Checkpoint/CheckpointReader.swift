@@ -29,6 +29,9 @@ public struct PickleLimits: Sendable {
     public var maxIntegerBytes: Int = 1024
     /// Most values a pickle may create, as a multiple of its length in bytes (plus 4096).
     public var maxObjectsPerByte: Int = 8
+    /// Longest pickle, in bytes. Set by the readers for pickles inside a compressed record, so that a
+    /// few hundred bytes of deflate cannot become a megabyte of opcodes (each costs memory).
+    var maxPickleBytes: Int = .max
 
     /// Default caps.
     public init() {}

@@ -3,6 +3,13 @@
 enum LegacyTarReader {
     static func read(_ data: ByteSlice, options: ReadOptions) throws(CheckpointError) -> LoadedObject {
         let tar = try TarArchive(data)
+        // torch never writes such names; refuse them rather than pass them on to anything that extracts.
+        if let unsafe = tar.entries.first(where: \.hasUnsafeName) {
+            throw CheckpointError(
+                .malformed,
+                "unsafe member name \(String(reflecting: unsafe.name)) (absolute, '..', backslash, drive letter or NUL)",
+                offset: unsafe.headerOffset)
+        }
         func member(_ name: String) throws(CheckpointError) -> ByteSlice {
             guard let m = tar.member(named: name) else {
                 throw CheckpointError(.malformed, "legacy tar has no '\(name)' member (members: \(tar.entries.map(\.name).joined(separator: ", ")))")

@@ -57,12 +57,20 @@ enum PickleNode {
 
 /// A mutable list.
 final class PickleList {
+    /// Nesting height as the unpickler recorded it (1 + the tallest child; see `Unpickler`).
+    var height = 1
+    /// Whether the unpickler has placed this container inside another.
+    var captured = false
     var items: [PickleNode] = []
 }
 
 /// A mutable dict (or OrderedDict, Counter) keeping insertion order; a repeated hashable key
 /// replaces the earlier value as in Python.
 final class PickleDict {
+    /// Nesting height as the unpickler recorded it (1 + the tallest child; see `Unpickler`).
+    var height = 1
+    /// Whether the unpickler has placed this container inside another.
+    var captured = false
     var keys: [PickleNode] = []
     var values: [PickleNode] = []
     private var index: [HashKey: Int] = [:]
@@ -100,11 +108,19 @@ final class PickleDict {
 
 /// A mutable set (items in insertion order).
 final class PickleSet {
+    /// Nesting height as the unpickler recorded it (1 + the tallest child; see `Unpickler`).
+    var height = 1
+    /// Whether the unpickler has placed this container inside another.
+    var captured = false
     var items: [PickleNode] = []
 }
 
 /// An inert record of an object of an allow-listed (or, in module-pickle mode, opaque) class.
 final class PickleObject {
+    /// Nesting height as the unpickler recorded it (1 + the tallest child; see `Unpickler`).
+    var height = 1
+    /// Whether the unpickler has placed this container inside another.
+    var captured = false
     let type: String
     var args: [PickleNode]
     var state: PickleNode?

@@ -70,11 +70,16 @@ enum SafetensorsReader {
                         : "tensor '\(r.name)' has unknown dtype '\(r.dtype)'",
                     member: r.name)
             }
+            // The product of the non-zero sizes bounds the contiguous strides: it must fit too, even
+            // when a zero size makes the tensor empty.
             var count = 1
+            var strideBound = 1
             for d in r.shape {
                 let (c, o) = count.multipliedReportingOverflow(by: d)
-                guard !o else { throw CheckpointError(.limitExceeded, "tensor '\(r.name)' shape \(r.shape) overflows", member: r.name) }
+                let (s, o2) = strideBound.multipliedReportingOverflow(by: max(d, 1))
+                guard !o, !o2 else { throw CheckpointError(.limitExceeded, "tensor '\(r.name)' shape \(r.shape) overflows", member: r.name) }
                 count = c
+                strideBound = s
             }
             let (bytes, o) = count.multipliedReportingOverflow(by: dtype.byteSize)
             guard !o, bytes == r.end - r.begin else {

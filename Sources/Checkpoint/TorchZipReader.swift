@@ -3,8 +3,20 @@
 /// zero-copy views into the mapped file. Also recognises a zip that wraps one legacy file (as
 /// torch.hub accepts) and TorchScript archives.
 enum TorchZipReader {
+    /// Most a compressed data.pkl may expand, as a multiple of its compressed size.
+    static let maxDeflatedPickleRatio = 32
+    /// A compressed data.pkl may always expand to this many bytes.
+    static let maxDeflatedPickleFloor = 16 << 10
+
     static func read(_ data: ByteSlice, options: ReadOptions) throws(CheckpointError) -> LoadedObject {
         let zip = try ZipArchive(data)
+        // torch never writes such names; refuse them rather than pass them on to anything that extracts.
+        if let unsafe = zip.entries.first(where: \.hasUnsafeName) {
+            throw CheckpointError(
+                .malformed,
+                "unsafe member name \(String(reflecting: unsafe.name)) (absolute, '..', backslash, drive letter or NUL)",
+                offset: unsafe.localHeaderOffset)
+        }
         let pickles = zip.entries.filter { $0.name == "data.pkl" || $0.name.hasSuffix("/data.pkl") }
         guard !pickles.isEmpty else {
             let files = zip.entries.filter { !$0.name.hasSuffix("/") }
@@ -77,6 +89,19 @@ enum TorchZipReader {
             refs[id.key] = ref
             return .storage(ref)
         }
+        // torch stores data.pkl uncompressed; a re-zipped one deflates about 4:1. A pickle costs up to
+        // a few hundred bytes of memory per byte, so a deflated one may not expand beyond 32:1 (16 KiB
+        // at least): a 1 KB file must not become a megabyte of pickle opcodes.
+        if pickleEntry.method != 0 {
+            let allowed = max(maxDeflatedPickleFloor, pickleEntry.compressedSize.multipliedReportingOverflow(by: maxDeflatedPickleRatio).partialValue)
+            guard pickleEntry.uncompressedSize <= allowed else {
+                throw CheckpointError(
+                    .limitExceeded,
+                    "compressed pickle declares \(pickleEntry.uncompressedSize) bytes from \(pickleEntry.compressedSize); "
+                        + "at most \(maxDeflatedPickleRatio):1 (or \(maxDeflatedPickleFloor) bytes) is allowed",
+                    offset: pickleEntry.localHeaderOffset, member: pickleEntry.name)
+            }
+        }
         let pickle = try zip.contents(of: pickleEntry, verifyCRC: options.verifyChecksums)
         let root: PickleValue
         do throws(CheckpointError) {
@@ -104,6 +129,12 @@ enum TorchZipReader {
     /// A zip holding exactly one legacy-format file (torch.hub's `_legacy_zip_load`).
     private static func readWrappedLegacy(_ zip: ZipArchive, _ entry: ZipEntry, options: ReadOptions) throws(CheckpointError) -> LoadedObject {
         let inner = try zip.contents(of: entry, verifyCRC: options.verifyChecksums)
+        // Tensor data may compress far better than pickles do: bound each pickle inside, not the record.
+        var options = options
+        if entry.method != 0 {
+            options.limits.maxPickleBytes = max(
+                maxDeflatedPickleFloor, entry.compressedSize.multipliedReportingOverflow(by: maxDeflatedPickleRatio).partialValue)
+        }
         var loaded: LoadedObject
         do throws(CheckpointError) {
             switch FormatSniffer.sniff(inner) {

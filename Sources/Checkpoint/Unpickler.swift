@@ -13,8 +13,16 @@ struct Unpickler {
     private let allowOpaqueClasses: Bool
     private let persistentLoad: PersistentLoad
     private var stack: [PickleNode] = []
+    /// Nesting height recorded for each stack value (0 for a leaf; 1 + the tallest child for a
+    /// container). Class containers (list, dict, set, object) carry theirs in `height` instead.
+    private var heights: [Int] = []
     private var marks: [Int] = []
     private var memo: [Int: PickleNode] = [:]
+    private var memoHeights: [Int: Int] = [:]
+    /// Set when a container already inside another grows taller (only a cyclic or hostile pickle
+    /// does that): recorded heights may then be too low, and the graph is measured and freed by
+    /// walking it (`PickleGraph`) instead of trusting them.
+    private var heightsMayBeStale = false
     /// Byte offset where the current opcode started.
     private var opOffset = 0
 
@@ -31,21 +39,56 @@ struct Unpickler {
 
     /// Runs to STOP and returns the pickled value.
     mutating func load() throws(CheckpointError) -> PickleNode {
-        stack.removeAll(keepingCapacity: true)
+        releaseGraph()
         marks.removeAll()
-        memo.removeAll()
+        heightsMayBeStale = false
+        // Whatever the stack and memo still hold when this returns or throws is freed without recursion.
+        defer { releaseGraph() }
+        let start = reader.position
         while true {
             opOffset = reader.position
+            guard opOffset - start < limits.maxPickleBytes else {
+                throw error(.limitExceeded, "pickle longer than \(limits.maxPickleBytes) bytes, the most its compressed record allows")
+            }
             let op = try reader.u8("an opcode")
             if op == 0x2E {  // STOP
                 guard marks.isEmpty else { throw error(.malformed, "STOP with an open MARK") }
-                guard stack.count == 1, let result = stack.last else {
+                guard stack.count == 1 else {
                     throw error(.malformed, "STOP with \(stack.count) values on the stack (expected 1)")
                 }
-                return result
+                // The caller frees the result the ordinary (recursive) way, so it must not nest deeper
+                // than the cap. Recorded heights say so unless they may be stale; then the memo is
+                // freed here and the result measured (if too deep it is still on the stack, which the
+                // deferred release frees without recursion).
+                if heightsMayBeStale {
+                    var roots = stack + Array(memo.values)
+                    memo = [:]
+                    let height = PickleGraph.release(&roots).first ?? 0
+                    guard height <= limits.maxDepth else {
+                        throw error(.limitExceeded, "values nested deeper than \(limits.maxDepth) levels")
+                    }
+                }
+                heights.removeLast()
+                return stack.removeLast()
             }
             try execute(op)
         }
+    }
+
+    /// Frees the stack and the memo: the ordinary way when every recorded height is within the cap
+    /// (so no free recurses deeper), else without recursion (see `PickleGraph.release`).
+    private mutating func releaseGraph() {
+        heights = []
+        memoHeights = [:]
+        guard heightsMayBeStale else {
+            stack = []
+            memo = [:]
+            return
+        }
+        var roots = stack + Array(memo.values)
+        stack = []
+        memo = [:]
+        PickleGraph.release(&roots)
     }
 
     private func error(_ kind: CheckpointError.Kind, _ message: String) -> CheckpointError {
@@ -54,12 +97,72 @@ struct Unpickler {
 
     // MARK: stack helpers
 
-    private mutating func push(_ node: PickleNode) { stack.append(node) }
+    /// Pushes a leaf, or a class container (whose height it carries).
+    private mutating func push(_ node: PickleNode) { push(node, height: 0) }
 
-    private mutating func pop() throws(CheckpointError) -> PickleNode {
+    private mutating func push(_ node: PickleNode, height: Int) {
+        stack.append(node)
+        heights.append(height)
+    }
+
+    private mutating func pop() throws(CheckpointError) -> PickleNode { try popWithHeight().node }
+
+    private mutating func popWithHeight() throws(CheckpointError) -> (node: PickleNode, height: Int) {
         let floor = marks.last ?? 0
-        guard stack.count > floor, let v = stack.popLast() else { throw error(.malformed, "stack underflow") }
-        return v
+        guard stack.count > floor, let v = stack.popLast(), let h = heights.popLast() else { throw error(.malformed, "stack underflow") }
+        return (v, Self.height(v, recorded: h))
+    }
+
+    /// The nesting height of `node`: a class container's own, else the one recorded with it.
+    private static func height(_ node: PickleNode, recorded: Int) -> Int {
+        switch node {
+        case .list(let l): return l.height
+        case .dict(let d): return d.height
+        case .set(let s): return s.height
+        case .object(let o): return o.height
+        default: return recorded
+        }
+    }
+
+    /// Checks a new height against the cap, before anything that deep exists for long.
+    private func checkHeight(_ h: Int) throws(CheckpointError) {
+        guard h <= limits.maxDepth else { throw error(.limitExceeded, "values nested deeper than \(limits.maxDepth) levels") }
+    }
+
+    /// Marks a value as placed inside a container: from now on its growing taller makes recorded
+    /// heights stale.
+    private static func capture(_ node: PickleNode) {
+        switch node {
+        case .list(let l): l.captured = true
+        case .dict(let d): d.captured = true
+        case .set(let s): s.captured = true
+        case .object(let o): o.captured = true
+        default: break
+        }
+    }
+
+    /// Raises a class container's height to at least `h` after it gained children.
+    private mutating func grow(_ node: PickleNode, to h: Int) throws(CheckpointError) {
+        try checkHeight(h)
+        func update(_ current: inout Int, _ captured: Bool) {
+            guard h > current else { return }
+            if captured { heightsMayBeStale = true }
+            current = h
+        }
+        switch node {
+        case .list(let l): update(&l.height, l.captured)
+        case .dict(let d): update(&d.height, d.captured)
+        case .set(let s): update(&s.height, s.captured)
+        case .object(let o): update(&o.height, o.captured)
+        default: break
+        }
+    }
+
+    /// Builds a tuple from `items` of the given greatest height.
+    private mutating func pushTuple(_ items: [PickleNode], tallest: Int) throws(CheckpointError) {
+        try checkHeight(tallest + 1)
+        for item in items { Self.capture(item) }
+        push(.tuple(items), height: tallest + 1)
     }
 
     private func top() throws(CheckpointError) -> PickleNode {
@@ -68,12 +171,21 @@ struct Unpickler {
         return v
     }
 
+    /// The recorded height of the top value.
+    private var topHeight: Int { stack.last.map { Self.height($0, recorded: heights.last ?? 0) } ?? 0 }
+
     /// Pops everything above the last MARK, and the mark.
-    private mutating func popMark() throws(CheckpointError) -> [PickleNode] {
+    private mutating func popMark() throws(CheckpointError) -> [PickleNode] { try popMarkWithHeight().items }
+
+    /// Pops everything above the last MARK, and the mark; also returns the greatest height among them.
+    private mutating func popMarkWithHeight() throws(CheckpointError) -> (items: [PickleNode], tallest: Int) {
         guard let m = marks.popLast() else { throw error(.malformed, "no MARK on the stack") }
         let items = Array(stack[m...])
+        var tallest = 0
+        for (item, h) in zip(items, heights[m...]) { tallest = max(tallest, Self.height(item, recorded: h)) }
         stack.removeSubrange(m...)
-        return items
+        heights.removeSubrange(m...)
+        return (items, tallest)
     }
 
     private mutating func memoPut(_ index: Int) throws(CheckpointError) {
@@ -82,11 +194,12 @@ struct Unpickler {
             throw error(.limitExceeded, "more than \(limits.maxMemoEntries) memo entries")
         }
         memo[index] = try top()
+        memoHeights[index] = topHeight
     }
 
     private mutating func memoGet(_ index: Int) throws(CheckpointError) {
         guard let v = memo[index] else { throw error(.malformed, "memo index \(index) was never defined") }
-        push(v)
+        push(v, height: memoHeights[index] ?? 0)
     }
 
     /// Reads a text line (protocol 0 opcodes), without the newline; bounded by the bytes present.
@@ -171,7 +284,7 @@ struct Unpickler {
         case 0x31:  // POP_MARK
             _ = try popMark()
         case 0x32:  // DUP
-            push(try top())
+            push(try top(), height: topHeight)
         case 0x4E: push(.none)  // NONE
         case 0x88: push(.bool(true))  // NEWTRUE
         case 0x89: push(.bool(false))  // NEWFALSE
@@ -219,53 +332,76 @@ struct Unpickler {
             push(.bytes(try reader.bytes(try length(try reader.u64le("BYTEARRAY8 length"), "BYTEARRAY8"))))
         case 0x53:  // STRING (text, quoted repr)
             push(.bytes(try unquote(try line("STRING"))))
-        case 0x29: push(.tuple([]))  // EMPTY_TUPLE
-        case 0x85: push(.tuple([try pop()]))  // TUPLE1
+        case 0x29: push(.tuple([]), height: 1)  // EMPTY_TUPLE
+        case 0x85:  // TUPLE1
+            let a = try popWithHeight()
+            try pushTuple([a.node], tallest: a.height)
         case 0x86:  // TUPLE2
-            let b = try pop(), a = try pop()
-            push(.tuple([a, b]))
+            let b = try popWithHeight(), a = try popWithHeight()
+            try pushTuple([a.node, b.node], tallest: max(a.height, b.height))
         case 0x87:  // TUPLE3
-            let c = try pop(), b = try pop(), a = try pop()
-            push(.tuple([a, b, c]))
-        case 0x74: push(.tuple(try popMark()))  // TUPLE
+            let c = try popWithHeight(), b = try popWithHeight(), a = try popWithHeight()
+            try pushTuple([a.node, b.node, c.node], tallest: max(a.height, b.height, c.height))
+        case 0x74:  // TUPLE
+            let (items, tallest) = try popMarkWithHeight()
+            try pushTuple(items, tallest: tallest)
         case 0x5D: push(.list(PickleList()))  // EMPTY_LIST
         case 0x6C:  // LIST
+            let (items, tallest) = try popMarkWithHeight()
             let l = PickleList()
-            l.items = try popMark()
+            l.items = items
+            try grow(.list(l), to: tallest + 1)
+            for item in items { Self.capture(item) }
             push(.list(l))
         case 0x7D: push(.dict(PickleDict()))  // EMPTY_DICT
         case 0x64:  // DICT
-            let items = try popMark()
+            let (items, tallest) = try popMarkWithHeight()
             guard items.count % 2 == 0 else { throw error(.malformed, "DICT with an odd number of items") }
             let d = PickleDict()
             for i in stride(from: 0, to: items.count, by: 2) { d.set(items[i], items[i + 1]) }
+            try grow(.dict(d), to: tallest + 1)
+            for item in items { Self.capture(item) }
             push(.dict(d))
         case 0x8F: push(.set(PickleSet()))  // EMPTY_SET
         case 0x91:  // FROZENSET
+            let (items, tallest) = try popMarkWithHeight()
             let s = PickleSet()
-            s.items = try popMark()
+            s.items = items
+            try grow(.set(s), to: tallest + 1)
+            for item in items { Self.capture(item) }
             push(.set(s))
         case 0x90:  // ADDITEMS
-            let items = try popMark()
+            let (items, tallest) = try popMarkWithHeight()
             guard case .set(let s) = try top() else { throw error(.malformed, "ADDITEMS on a \(try top().typeName), not a set") }
             s.items.append(contentsOf: items)
+            try grow(.set(s), to: tallest + 1)
+            for item in items { Self.capture(item) }
         case 0x61:  // APPEND
-            let v = try pop()
+            let v = try popWithHeight()
             guard case .list(let l) = try top() else { throw error(.malformed, "APPEND to a \(try top().typeName), not a list") }
-            l.items.append(v)
+            l.items.append(v.node)
+            try grow(.list(l), to: v.height + 1)
+            Self.capture(v.node)
         case 0x65:  // APPENDS
-            let items = try popMark()
+            let (items, tallest) = try popMarkWithHeight()
             guard case .list(let l) = try top() else { throw error(.malformed, "APPENDS to a \(try top().typeName), not a list") }
             l.items.append(contentsOf: items)
+            try grow(.list(l), to: tallest + 1)
+            for item in items { Self.capture(item) }
         case 0x73:  // SETITEM
-            let v = try pop(), k = try pop()
+            let v = try popWithHeight(), k = try popWithHeight()
             guard case .dict(let d) = try top() else { throw error(.malformed, "SETITEM on a \(try top().typeName), not a dict") }
-            d.set(k, v)
+            d.set(k.node, v.node)
+            try grow(.dict(d), to: max(k.height, v.height) + 1)
+            Self.capture(k.node)
+            Self.capture(v.node)
         case 0x75:  // SETITEMS
-            let items = try popMark()
+            let (items, tallest) = try popMarkWithHeight()
             guard items.count % 2 == 0 else { throw error(.malformed, "SETITEMS with an odd number of items") }
             guard case .dict(let d) = try top() else { throw error(.malformed, "SETITEMS on a \(try top().typeName), not a dict") }
             for i in stride(from: 0, to: items.count, by: 2) { d.set(items[i], items[i + 1]) }
+            try grow(.dict(d), to: tallest + 1)
+            for item in items { Self.capture(item) }
         case 0x71: try memoPut(Int(try reader.u8("BINPUT index")))
         case 0x72: try memoPut(Int(try reader.u32le("LONG_BINPUT index")))
         case 0x94: try memoPut(memo.count)  // MEMOIZE
@@ -310,26 +446,46 @@ struct Unpickler {
         case 0x50:  // PERSID (text)
             push(try persistentLoad(.string(try line("PERSID")), opOffset))
         case 0x52:  // REDUCE
-            let args = try pop(), callable = try pop()
+            let (args, argsHeight) = try popWithHeight(), callable = try pop()
             guard case .tuple(let argList) = args else { throw error(.malformed, "REDUCE arguments are a \(args.typeName), not a tuple") }
             guard case .global(let g) = callable else { throw error(.malformed, "REDUCE on a \(callable.typeName), not a global") }
-            push(try reduce(g, argList))
+            try pushMade(try reduce(g, argList), argumentsHeight: argsHeight)
         case 0x81:  // NEWOBJ
-            let args = try pop(), cls = try pop()
+            let (args, argsHeight) = try popWithHeight(), cls = try pop()
             guard case .tuple(let argList) = args else { throw error(.malformed, "NEWOBJ arguments are a \(args.typeName), not a tuple") }
-            push(try newObject(cls, argList))
+            try pushMade(try newObject(cls, argList), argumentsHeight: argsHeight)
         case 0x92:  // NEWOBJ_EX
-            let kwargs = try pop(), args = try pop(), cls = try pop()
+            let kwargs = try pop(), (args, argsHeight) = try popWithHeight(), cls = try pop()
             guard case .tuple(let argList) = args, case .dict(let kw) = kwargs, kw.keys.isEmpty else {
                 throw error(.malformed, "NEWOBJ_EX with keyword arguments is not supported")
             }
-            push(try newObject(cls, argList))
+            try pushMade(try newObject(cls, argList), argumentsHeight: argsHeight)
         case 0x62:  // BUILD
-            let state = try pop()
-            try build(try top(), state)
+            let state = try popWithHeight()
+            let target = try top()
+            try build(target, state.node)
+            // The state's contents now hang below the target (or the state itself, for an object),
+            // or were merged into the object's earlier state dict.
+            try grow(target, to: state.height + 1)
+            if case .object(let o) = target, let earlier = o.state { try grow(earlier, to: state.height) }
+            Self.capture(state.node)
         default:
             throw error(.malformed, String(format: "unknown pickle opcode 0x%02X", op))
         }
+    }
+
+    /// Pushes what REDUCE / NEWOBJ made from an arguments tuple of height `argumentsHeight`: it holds
+    /// at most what the arguments held, so that height bounds its own.
+    private mutating func pushMade(_ node: PickleNode, argumentsHeight: Int) throws(CheckpointError) {
+        switch node {
+        case .list(let l): l.height = max(l.height, argumentsHeight)
+        case .dict(let d): d.height = max(d.height, argumentsHeight)
+        case .set(let s): s.height = max(s.height, argumentsHeight)
+        case .object(let o): o.height = max(o.height, argumentsHeight)
+        default: break
+        }
+        try checkHeight(argumentsHeight)
+        push(node, height: argumentsHeight)
     }
 
     /// Decodes a protocol-0 quoted string (`'abc\n'` with Python escapes).

@@ -287,16 +287,35 @@ struct ConvertCLITests {
         let target = outDir.appendingPathComponent("resnet50.safetensors").path
         let binary = try #require(ConvertWeightsBinary.url)
 
-        // How long a whole conversion takes here, to spread the kills over it.
+        // How long a whole conversion takes here, to spread the kills over it, and how long it writes
+        // (it has a file in the output folder open: the anonymous O_TMPFILE), to aim half of the kills
+        // into the write phase.
         let t0 = Date()
-        let full = try ConvertWeightsBinary.run(["convert", input, "--arch", "resnet50", "-o", target, "-q"], timeout: 300)
-        #expect(full.status == 0, "\(full.stderr)")
+        let calibration = Process()
+        calibration.executableURL = binary
+        calibration.arguments = ["convert", input, "--arch", "resnet50", "-o", target, "-q"]
+        calibration.standardOutput = FileHandle.nullDevice
+        calibration.standardError = FileHandle.nullDevice
+        try calibration.run()
+        var writeStart: TimeInterval?
+        var writeEnd: TimeInterval = 0
+        while calibration.isRunning {
+            if Self.isWriting(calibration.processIdentifier, into: outDir.path) {
+                writeEnd = Date().timeIntervalSince(t0)
+                if writeStart == nil { writeStart = writeEnd }
+            }
+            usleep(1_000)
+        }
+        #expect(calibration.terminationStatus == 0)
         let duration = Date().timeIntervalSince(t0)
+        let writeFrom = try #require(writeStart, "never saw the conversion write (took \(duration) s)")
+        let writeDuration = max(writeEnd - writeFrom, 0.001)
         let completeBytes = try Data(contentsOf: URL(fileURLWithPath: target))
         let old = Data("an older converted file".utf8)
 
         var rng = SplitMix64(seed: 0x9111)
         var killedBeforeEnd = 0
+        var killedWhileWriting = 0
         for run in 0..<24 {
             let withExisting = run % 2 == 1
             try? FileManager.default.removeItem(atPath: target)
@@ -307,12 +326,22 @@ struct ConvertCLITests {
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
             try process.run()
-            let delay = Double(rng.next() % 1000) / 1000 * duration * 1.1
-            usleep(UInt32(delay * 1_000_000))
+            // Runs 2-3, 6-7, ...: at a random point of the first half of the write phase (as long as it
+            // took in the calibration run), once the writing has begun; the others at a random point of
+            // the whole run.
+            let fraction = Double(rng.next() % 1000) / 1000
+            if (run / 2) % 2 == 1 {
+                while process.isRunning, !Self.isWriting(process.processIdentifier, into: outDir.path) { usleep(500) }
+                usleep(UInt32(fraction * writeDuration / 2 * 1_000_000))
+            } else {
+                usleep(UInt32(fraction * duration * 1.1 * 1_000_000))
+            }
             let wasRunning = process.isRunning
+            let wasWriting = Self.isWriting(process.processIdentifier, into: outDir.path)
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
             if wasRunning && process.terminationReason == .uncaughtSignal { killedBeforeEnd += 1 }
+            if wasWriting && process.terminationReason == .uncaughtSignal { killedWhileWriting += 1 }
 
             let entries = try FileManager.default.contentsOfDirectory(atPath: outDir.path)
             #expect(entries.allSatisfy { $0 == "resnet50.safetensors" }, "run \(run): stray files \(entries)")
@@ -325,5 +354,19 @@ struct ConvertCLITests {
             }
         }
         #expect(killedBeforeEnd >= 12, "only \(killedBeforeEnd) runs were killed mid-conversion")
+        // 12 runs aim into the write phase; on a loaded machine a phase of a few hundred milliseconds
+        // is sometimes over before the kill arrives.
+        #expect(killedWhileWriting >= 4, "only \(killedWhileWriting) runs were killed while writing")
+        print("SIGKILL: \(killedBeforeEnd) of 24 runs killed mid-conversion, \(killedWhileWriting) while writing (write phase \(writeDuration) s of \(duration) s)")
+    }
+
+    /// Whether process `pid` has a file in `folder` open (Linux: its /proc/<pid>/fd links).
+    static func isWriting(_ pid: Int32, into folder: String) -> Bool {
+        let fds = "/proc/\(pid)/fd"
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: fds) else { return false }
+        return names.contains { name in
+            guard let link = try? FileManager.default.destinationOfSymbolicLink(atPath: fds + "/" + name) else { return false }
+            return link.hasPrefix(folder + "/")
+        }
     }
 }
