@@ -51,4 +51,29 @@ struct ConcurrencyTests {
             #expect(r.data.elementsEqual(serial.data) { $0.bitPattern == $1.bitPattern })
         }
     }
+
+    /// A layer packs its weights on first use (`ConvKernelCache`): 8 tasks making that first call at
+    /// once must all get the result of a separately made twin run serially.
+    @Test(
+        "8 concurrent first calls of a fresh conv (weights packed once, on first use) give the serial result",
+        arguments: [
+            Conv2dConfig(inChannels: 64, outChannels: 64, kernel: 3, padding: 1),
+            Conv2dConfig(inChannels: 128, outChannels: 128, kernel: 3, stride: 2, padding: 1, groups: 32),
+        ])
+    func concurrentFirstUse(config: Conv2dConfig) async throws {
+        let x = try Tensor(shape: [1, config.inChannels, 20, 20], data: Self.values(config.inChannels * 400, seed: 5))
+        let serial = try Self.layer(config, seed: 11)(x, activation: .none)
+        let conv = try Self.layer(config, seed: 11)
+        let results = try await withThrowingTaskGroup(of: Tensor.self) { group in
+            for _ in 0..<8 { group.addTask { try conv(x, activation: .none) } }
+            var all: [Tensor] = []
+            for try await r in group { all.append(r) }
+            return all
+        }
+        #expect(results.count == 8)
+        for r in results {
+            #expect(r.shape == serial.shape)
+            #expect(r.data.elementsEqual(serial.data) { $0.bitPattern == $1.bitPattern })
+        }
+    }
 }
