@@ -55,6 +55,43 @@ enum PickleNode {
     }
 }
 
+extension PickleNode {
+    /// The identity of a container (list, dict, set, object), nil for every other node.
+    var containerID: ObjectIdentifier? {
+        switch self {
+        case .list(let l): return ObjectIdentifier(l)
+        case .dict(let d): return ObjectIdentifier(d)
+        case .set(let s): return ObjectIdentifier(s)
+        case .object(let o): return ObjectIdentifier(o)
+        default: return nil
+        }
+    }
+
+    /// What a container refers to: items, keys and values, attributes, arguments and state.
+    var containerChildren: [PickleNode] {
+        switch self {
+        case .list(let l): return l.items
+        case .dict(let d): return d.keys + d.values + d.attributes.map(\.1)
+        case .set(let s): return s.items
+        case .object(let o): return o.args + (o.state.map { [$0] } ?? [])
+        default: return []
+        }
+    }
+
+    /// Empties a container, dropping its references (which frees a cycle it is part of).
+    func emptyContainer() {
+        switch self {
+        case .list(let l): l.items = []
+        case .dict(let d): d.removeAll()
+        case .set(let s): s.items = []
+        case .object(let o):
+            o.args = []
+            o.state = nil
+        default: break
+        }
+    }
+}
+
 /// A mutable list.
 final class PickleList {
     var items: [PickleNode] = []
@@ -83,6 +120,14 @@ final class PickleDict {
         case .bytes(let b): return .bytes(b)
         default: return nil
         }
+    }
+
+    /// Drops every key, value and attribute.
+    func removeAll() {
+        keys = []
+        values = []
+        index = [:]
+        attributes = []
     }
 
     func set(_ key: PickleNode, _ value: PickleNode) {

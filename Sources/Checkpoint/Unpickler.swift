@@ -17,6 +17,11 @@ struct Unpickler {
     private var memo: [Int: PickleNode] = [:]
     /// Byte offset where the current opcode started.
     private var opOffset = 0
+    /// Every container (list, dict, set, object) pushed during this run, once each. A pickle can
+    /// make a container hold itself, a cycle reference counting never frees; `load` empties what
+    /// the caller does not receive so that no input leaks memory.
+    private var containers: [PickleNode] = []
+    private var containerIDs: Set<ObjectIdentifier> = []
 
     /// Prepares to read one pickle starting at `position` of `data`.
     init(_ data: ByteSlice, position: Int = 0, limits: PickleLimits, allowOpaqueClasses: Bool, persistentLoad: @escaping PersistentLoad) {
@@ -30,7 +35,66 @@ struct Unpickler {
     var position: Int { reader.position }
 
     /// Runs to STOP and returns the pickled value.
+    ///
+    /// The value's containers never form a cycle: a pickle whose result contains itself is refused
+    /// here (freezing would refuse it too), and every container the result does not reach, or every
+    /// container at all when the pickle is refused, is emptied so that cycles among them are freed.
     mutating func load() throws(CheckpointError) -> PickleNode {
+        let start = reader.position
+        defer {
+            containers.removeAll()
+            containerIDs.removeAll()
+        }
+        do throws(CheckpointError) {
+            let result = try run()
+            try releaseUnreachable(from: result, pickleLength: reader.position - start)
+            return result
+        } catch {
+            for c in containers { c.emptyContainer() }
+            throw error
+        }
+    }
+
+    /// Walks the containers reachable from `result` (each once, tuples followed, iteratively) and
+    /// empties every other container this run made. Throws if a reachable container contains
+    /// itself, or if the walk exceeds the node budget freezing would apply to this pickle.
+    private func releaseUnreachable(from result: PickleNode, pickleLength: Int) throws(CheckpointError) {
+        guard !containers.isEmpty else { return }
+        let (scaled, overflow) = pickleLength.multipliedReportingOverflow(by: limits.maxObjectsPerByte)
+        var budget = overflow ? Int.max : scaled + 4096
+        var done: [ObjectIdentifier: Bool] = [:]  // false: on the current path; true: finished
+        var frames: [(id: ObjectIdentifier?, children: [PickleNode], next: Int)] = [(nil, [result], 0)]
+        while var frame = frames.popLast() {
+            guard frame.next < frame.children.count else {
+                if let id = frame.id { done[id] = true }
+                continue
+            }
+            let child = frame.children[frame.next]
+            frame.next += 1
+            frames.append(frame)
+            budget -= 1
+            guard budget >= 0 else {
+                throw error(.limitExceeded, "the pickle expands to more values than its size allows (shared references)")
+            }
+            if let id = child.containerID {
+                switch done[id] {
+                case true?: continue
+                case false?: throw error(.malformed, "a container contains itself")
+                case nil:
+                    done[id] = false
+                    frames.append((id, child.containerChildren, 0))
+                }
+            } else if case .tuple(let items) = child {
+                frames.append((nil, items, 0))
+            }
+        }
+        for c in containers {
+            if let id = c.containerID, done[id] == nil { c.emptyContainer() }
+        }
+    }
+
+    /// The opcode loop of `load`.
+    private mutating func run() throws(CheckpointError) -> PickleNode {
         stack.removeAll(keepingCapacity: true)
         marks.removeAll()
         memo.removeAll()
@@ -54,7 +118,10 @@ struct Unpickler {
 
     // MARK: stack helpers
 
-    private mutating func push(_ node: PickleNode) { stack.append(node) }
+    private mutating func push(_ node: PickleNode) {
+        if let id = node.containerID, containerIDs.insert(id).inserted { containers.append(node) }
+        stack.append(node)
+    }
 
     private mutating func pop() throws(CheckpointError) -> PickleNode {
         let floor = marks.last ?? 0
