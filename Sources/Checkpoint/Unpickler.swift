@@ -22,6 +22,11 @@ struct Unpickler {
     /// the caller does not receive so that no input leaks memory.
     private var containers: [PickleNode] = []
     private var containerIDs: Set<ObjectIdentifier> = []
+    /// Nesting depth of each live non-empty tuple this run pushed, by the address of its items.
+    /// Tuples are immutable, so their depth is known when they are made; `pushTuple` caps it,
+    /// because releasing a chain of nested values recurses once per level (a deep enough chain
+    /// would overflow the stack when it is freed).
+    private var tupleDepths: [UnsafeRawPointer: Int] = [:]
 
     /// Prepares to read one pickle starting at `position` of `data`.
     init(_ data: ByteSlice, position: Int = 0, limits: PickleLimits, allowOpaqueClasses: Bool, persistentLoad: @escaping PersistentLoad) {
@@ -44,6 +49,7 @@ struct Unpickler {
         defer {
             containers.removeAll()
             containerIDs.removeAll()
+            tupleDepths.removeAll()
         }
         do throws(CheckpointError) {
             let result = try run()
@@ -57,39 +63,53 @@ struct Unpickler {
 
     /// Walks the containers reachable from `result` (each once, tuples followed, iteratively) and
     /// empties every other container this run made. Throws if a reachable container contains
-    /// itself, or if the walk exceeds the node budget freezing would apply to this pickle.
+    /// itself, if the value is nested deeper than `maxDepth` (freeing so deep a graph would recurse
+    /// once per level), or if the walk exceeds the node budget freezing would apply to this pickle;
+    /// freezing refuses all three too.
     private func releaseUnreachable(from result: PickleNode, pickleLength: Int) throws(CheckpointError) {
-        guard !containers.isEmpty else { return }
         let (scaled, overflow) = pickleLength.multipliedReportingOverflow(by: limits.maxObjectsPerByte)
         var budget = overflow ? Int.max : scaled + 4096
-        var done: [ObjectIdentifier: Bool] = [:]  // false: on the current path; true: finished
-        var frames: [(id: ObjectIdentifier?, children: [PickleNode], next: Int)] = [(nil, [result], 0)]
+        var depthOf: [ObjectIdentifier: Int] = [:]  // 0: on the current path; otherwise its depth
+        // A frame per container or tuple being walked; the bottom one holds the result.
+        var frames: [(id: ObjectIdentifier?, children: [PickleNode], next: Int, deepest: Int)] = [(nil, [result], 0, 0)]
         while var frame = frames.popLast() {
             guard frame.next < frame.children.count else {
-                if let id = frame.id { done[id] = true }
+                let depth = frame.deepest + 1
+                if let id = frame.id { depthOf[id] = depth }
+                guard !frames.isEmpty else { break }  // the bottom frame is not a value
+                guard depth <= limits.maxDepth else {
+                    throw error(.limitExceeded, "values nested deeper than \(limits.maxDepth) levels")
+                }
+                frames[frames.count - 1].deepest = max(frames[frames.count - 1].deepest, depth)
                 continue
             }
             let child = frame.children[frame.next]
             frame.next += 1
-            frames.append(frame)
             budget -= 1
             guard budget >= 0 else {
                 throw error(.limitExceeded, "the pickle expands to more values than its size allows (shared references)")
             }
             if let id = child.containerID {
-                switch done[id] {
-                case true?: continue
-                case false?: throw error(.malformed, "a container contains itself")
+                switch depthOf[id] {
+                case 0?: throw error(.malformed, "a container contains itself")
+                case let depth?:
+                    frame.deepest = max(frame.deepest, depth)
+                    frames.append(frame)
                 case nil:
-                    done[id] = false
-                    frames.append((id, child.containerChildren, 0))
+                    depthOf[id] = 0
+                    frames.append(frame)
+                    frames.append((id, child.containerChildren, 0, 0))
                 }
             } else if case .tuple(let items) = child {
-                frames.append((nil, items, 0))
+                frames.append(frame)
+                frames.append((nil, items, 0, 0))
+            } else {
+                frame.deepest = max(frame.deepest, 1)
+                frames.append(frame)
             }
         }
         for c in containers {
-            if let id = c.containerID, done[id] == nil { c.emptyContainer() }
+            if let id = c.containerID, depthOf[id] == nil { c.emptyContainer() }
         }
     }
 
@@ -120,7 +140,32 @@ struct Unpickler {
 
     private mutating func push(_ node: PickleNode) {
         if let id = node.containerID, containerIDs.insert(id).inserted { containers.append(node) }
+        if case .tuple(let items) = node, let key = Self.address(items) { tupleDepths[key] = tupleDepth(items) }
         stack.append(node)
+    }
+
+    /// The address of a non-empty array's elements (its identity while it is alive).
+    private static func address(_ items: [PickleNode]) -> UnsafeRawPointer? {
+        items.isEmpty ? nil : items.withUnsafeBufferPointer { $0.baseAddress.map { UnsafeRawPointer($0) } }
+    }
+
+    /// 1 + the depth of the deepest tuple among `items` (tuples inside containers are not counted:
+    /// `load` takes containers apart one by one when it refuses a pickle).
+    private func tupleDepth(_ items: [PickleNode]) -> Int {
+        var depth = 1
+        for item in items {
+            if case .tuple(let inner) = item, let key = Self.address(inner) { depth = max(depth, 1 + (tupleDepths[key] ?? 1)) }
+        }
+        return depth
+    }
+
+    /// Pushes a tuple made by a TUPLE opcode, refusing tuples nested deeper than `maxDepth`.
+    private mutating func pushTuple(_ items: [PickleNode]) throws(CheckpointError) {
+        let depth = tupleDepth(items)
+        guard depth <= limits.maxDepth else {
+            throw error(.limitExceeded, "tuples nested deeper than \(limits.maxDepth) levels")
+        }
+        push(.tuple(items))
     }
 
     private mutating func pop() throws(CheckpointError) -> PickleNode {
@@ -287,14 +332,14 @@ struct Unpickler {
         case 0x53:  // STRING (text, quoted repr)
             push(.bytes(try unquote(try line("STRING"))))
         case 0x29: push(.tuple([]))  // EMPTY_TUPLE
-        case 0x85: push(.tuple([try pop()]))  // TUPLE1
+        case 0x85: try pushTuple([try pop()])  // TUPLE1
         case 0x86:  // TUPLE2
             let b = try pop(), a = try pop()
-            push(.tuple([a, b]))
+            try pushTuple([a, b])
         case 0x87:  // TUPLE3
             let c = try pop(), b = try pop(), a = try pop()
-            push(.tuple([a, b, c]))
-        case 0x74: push(.tuple(try popMark()))  // TUPLE
+            try pushTuple([a, b, c])
+        case 0x74: try pushTuple(try popMark())  // TUPLE
         case 0x5D: push(.list(PickleList()))  // EMPTY_LIST
         case 0x6C:  // LIST
             let l = PickleList()

@@ -16,6 +16,8 @@ struct FuzzRegressionTests {
         ("unpickler", "leak-dict-holds-itself-truncated.pkl", CheckpointError(.truncated, "an opcode needs 1 bytes, 0 left", offset: 5)),
         // `]2a`: l.append(l), then the data ends. Leaked the list before the fix.
         ("unpickler", "leak-list-holds-itself-truncated.pkl", CheckpointError(.truncated, "an opcode needs 1 bytes, 0 left", offset: 3)),
+        // The magic pickle, then `(l2a`: l.append(l), then the data ends. Leaked the list before the fix.
+        ("legacy-stream", "leak-list-holds-itself-after-magic.pth", CheckpointError(.truncated, "an opcode needs 1 bytes, 0 left", offset: 19)),
     ]
 
     @Test("each committed fuzz finding gives its exact typed error", arguments: cases.indices)
@@ -93,6 +95,42 @@ struct FuzzRegressionTests {
             try result.get()
         }
         #expect(seen.list == nil)
+    }
+
+    // MARK: nesting depth (freeing a deep chain recursed once per level and overflowed the stack)
+
+    @Test("a chain of 100,000 nested tuples is refused when it passes the depth cap, without a crash")
+    func deepTuples() throws {
+        // `)` then TUPLE1 100,000 times: a 100 KB pickle. Before the cap, freeing the chain
+        // overflowed the stack (found by hand while triaging the fuzzer's cycle leak).
+        let pickle: [UInt8] = [0x29] + [UInt8](repeating: 0x85, count: 100_000) + [0x2E]
+        let (result, _) = Self.run(pickle)
+        // The TUPLE1 at offset 201 makes depth 201 (the empty tuple has no elements, so counts as 0).
+        #expect(throws: CheckpointError(.limitExceeded, "tuples nested deeper than 200 levels", offset: 201)) { try result.get() }
+    }
+
+    @Test("a chain of 50,000 nested lists is refused at STOP, without a crash")
+    func deepLists() throws {
+        // 50,000 EMPTY_LISTs, then 49,999 APPENDs: each list into the one below it.
+        let n = 50_000
+        let pickle = [UInt8](repeating: 0x5D, count: n) + [UInt8](repeating: 0x61, count: n - 1) + [0x2E]
+        let (result, _) = Self.run(pickle)
+        #expect(throws: CheckpointError(.limitExceeded, "values nested deeper than 200 levels", offset: 2 * n - 1)) { try result.get() }
+    }
+
+    @Test("a chain of exactly 200 nested lists is still read")
+    func depthAtCap() throws {
+        let n = 200
+        let pickle = [UInt8](repeating: 0x5D, count: n) + [UInt8](repeating: 0x61, count: n - 1) + [0x2E]
+        let value = try CheckpointReader.readPickle(ByteBuffer(copying: pickle).all, name: "deep.pkl")
+        var depth = 0
+        var v = value
+        while case .list(let items) = v {
+            depth += 1
+            guard let first = items.first else { break }
+            v = first
+        }
+        #expect(depth == 200)
     }
 
     @Test("an acyclic result keeps its shared containers (the memo's sharing survives)")
