@@ -55,22 +55,51 @@ enum PickleNode {
     }
 }
 
+extension PickleNode {
+    /// The identity of a container (list, dict, set, object), nil for every other node.
+    var containerID: ObjectIdentifier? {
+        switch self {
+        case .list(let l): return ObjectIdentifier(l)
+        case .dict(let d): return ObjectIdentifier(d)
+        case .set(let s): return ObjectIdentifier(s)
+        case .object(let o): return ObjectIdentifier(o)
+        default: return nil
+        }
+    }
+
+    /// What a container refers to: items, keys and values, attributes, arguments and state.
+    var containerChildren: [PickleNode] {
+        switch self {
+        case .list(let l): return l.items
+        case .dict(let d): return d.keys + d.values + d.attributes.map(\.1)
+        case .set(let s): return s.items
+        case .object(let o): return o.args + (o.state.map { [$0] } ?? [])
+        default: return []
+        }
+    }
+
+    /// Empties a container, dropping its references (which frees a cycle it is part of).
+    func emptyContainer() {
+        switch self {
+        case .list(let l): l.items = []
+        case .dict(let d): d.removeAll()
+        case .set(let s): s.items = []
+        case .object(let o):
+            o.args = []
+            o.state = nil
+        default: break
+        }
+    }
+}
+
 /// A mutable list.
 final class PickleList {
-    /// Nesting height as the unpickler recorded it (1 + the tallest child; see `Unpickler`).
-    var height = 1
-    /// Whether the unpickler has placed this container inside another.
-    var captured = false
     var items: [PickleNode] = []
 }
 
 /// A mutable dict (or OrderedDict, Counter) keeping insertion order; a repeated hashable key
 /// replaces the earlier value as in Python.
 final class PickleDict {
-    /// Nesting height as the unpickler recorded it (1 + the tallest child; see `Unpickler`).
-    var height = 1
-    /// Whether the unpickler has placed this container inside another.
-    var captured = false
     var keys: [PickleNode] = []
     var values: [PickleNode] = []
     private var index: [HashKey: Int] = [:]
@@ -93,6 +122,14 @@ final class PickleDict {
         }
     }
 
+    /// Drops every key, value and attribute.
+    func removeAll() {
+        keys = []
+        values = []
+        index = [:]
+        attributes = []
+    }
+
     func set(_ key: PickleNode, _ value: PickleNode) {
         if let h = Self.hashKey(key) {
             if let i = index[h] {
@@ -108,19 +145,11 @@ final class PickleDict {
 
 /// A mutable set (items in insertion order).
 final class PickleSet {
-    /// Nesting height as the unpickler recorded it (1 + the tallest child; see `Unpickler`).
-    var height = 1
-    /// Whether the unpickler has placed this container inside another.
-    var captured = false
     var items: [PickleNode] = []
 }
 
 /// An inert record of an object of an allow-listed (or, in module-pickle mode, opaque) class.
 final class PickleObject {
-    /// Nesting height as the unpickler recorded it (1 + the tallest child; see `Unpickler`).
-    var height = 1
-    /// Whether the unpickler has placed this container inside another.
-    var captured = false
     let type: String
     var args: [PickleNode]
     var state: PickleNode?

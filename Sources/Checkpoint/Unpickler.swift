@@ -13,18 +13,20 @@ struct Unpickler {
     private let allowOpaqueClasses: Bool
     private let persistentLoad: PersistentLoad
     private var stack: [PickleNode] = []
-    /// Nesting height recorded for each stack value (0 for a leaf; 1 + the tallest child for a
-    /// container). Class containers (list, dict, set, object) carry theirs in `height` instead.
-    private var heights: [Int] = []
     private var marks: [Int] = []
     private var memo: [Int: PickleNode] = [:]
-    private var memoHeights: [Int: Int] = [:]
-    /// Set when a container already inside another grows taller (only a cyclic or hostile pickle
-    /// does that): recorded heights may then be too low, and the graph is measured and freed by
-    /// walking it (`PickleGraph`) instead of trusting them.
-    private var heightsMayBeStale = false
     /// Byte offset where the current opcode started.
     private var opOffset = 0
+    /// Every container (list, dict, set, object) pushed during this run, once each. A pickle can
+    /// make a container hold itself, a cycle reference counting never frees; `load` empties what
+    /// the caller does not receive so that no input leaks memory.
+    private var containers: [PickleNode] = []
+    private var containerIDs: Set<ObjectIdentifier> = []
+    /// Nesting depth of each live non-empty tuple this run pushed, by the address of its items.
+    /// Tuples are immutable, so their depth is known when they are made; `pushTuple` caps it,
+    /// because releasing a chain of nested values recurses once per level (a deep enough chain
+    /// would overflow the stack when it is freed).
+    private var tupleDepths: [UnsafeRawPointer: Int] = [:]
 
     /// Prepares to read one pickle starting at `position` of `data`.
     init(_ data: ByteSlice, position: Int = 0, limits: PickleLimits, allowOpaqueClasses: Bool, persistentLoad: @escaping PersistentLoad) {
@@ -38,12 +40,84 @@ struct Unpickler {
     var position: Int { reader.position }
 
     /// Runs to STOP and returns the pickled value.
+    ///
+    /// The value's containers never form a cycle: a pickle whose result contains itself is refused
+    /// here (freezing would refuse it too), and every container the result does not reach, or every
+    /// container at all when the pickle is refused, is emptied so that cycles among them are freed.
     mutating func load() throws(CheckpointError) -> PickleNode {
-        releaseGraph()
+        let start = reader.position
+        defer {
+            containers.removeAll()
+            containerIDs.removeAll()
+            tupleDepths.removeAll()
+        }
+        do throws(CheckpointError) {
+            let result = try run()
+            try releaseUnreachable(from: result, pickleLength: reader.position - start)
+            return result
+        } catch {
+            for c in containers { c.emptyContainer() }
+            throw error
+        }
+    }
+
+    /// Walks the containers reachable from `result` (each once, tuples followed, iteratively) and
+    /// empties every other container this run made. Throws if a reachable container contains
+    /// itself, if the value is nested deeper than `maxDepth` (freeing so deep a graph would recurse
+    /// once per level), or if the walk exceeds the node budget freezing would apply to this pickle;
+    /// freezing refuses all three too.
+    private func releaseUnreachable(from result: PickleNode, pickleLength: Int) throws(CheckpointError) {
+        let (scaled, overflow) = pickleLength.multipliedReportingOverflow(by: limits.maxObjectsPerByte)
+        var budget = overflow ? Int.max : scaled + 4096
+        var depthOf: [ObjectIdentifier: Int] = [:]  // 0: on the current path; otherwise its depth
+        // A frame per container or tuple being walked; the bottom one holds the result.
+        var frames: [(id: ObjectIdentifier?, children: [PickleNode], next: Int, deepest: Int)] = [(nil, [result], 0, 0)]
+        while var frame = frames.popLast() {
+            guard frame.next < frame.children.count else {
+                let depth = frame.deepest + 1
+                if let id = frame.id { depthOf[id] = depth }
+                guard !frames.isEmpty else { break }  // the bottom frame is not a value
+                guard depth <= limits.maxDepth else {
+                    throw error(.limitExceeded, "values nested deeper than \(limits.maxDepth) levels")
+                }
+                frames[frames.count - 1].deepest = max(frames[frames.count - 1].deepest, depth)
+                continue
+            }
+            let child = frame.children[frame.next]
+            frame.next += 1
+            budget -= 1
+            guard budget >= 0 else {
+                throw error(.limitExceeded, "the pickle expands to more values than its size allows (shared references)")
+            }
+            if let id = child.containerID {
+                switch depthOf[id] {
+                case 0?: throw error(.malformed, "a container contains itself")
+                case let depth?:
+                    frame.deepest = max(frame.deepest, depth)
+                    frames.append(frame)
+                case nil:
+                    depthOf[id] = 0
+                    frames.append(frame)
+                    frames.append((id, child.containerChildren, 0, 0))
+                }
+            } else if case .tuple(let items) = child {
+                frames.append(frame)
+                frames.append((nil, items, 0, 0))
+            } else {
+                frame.deepest = max(frame.deepest, 1)
+                frames.append(frame)
+            }
+        }
+        for c in containers {
+            if let id = c.containerID, depthOf[id] == nil { c.emptyContainer() }
+        }
+    }
+
+    /// The opcode loop of `load`.
+    private mutating func run() throws(CheckpointError) -> PickleNode {
+        stack.removeAll(keepingCapacity: true)
         marks.removeAll()
-        heightsMayBeStale = false
-        // Whatever the stack and memo still hold when this returns or throws is freed without recursion.
-        defer { releaseGraph() }
+        memo.removeAll()
         let start = reader.position
         while true {
             opOffset = reader.position
@@ -53,42 +127,13 @@ struct Unpickler {
             let op = try reader.u8("an opcode")
             if op == 0x2E {  // STOP
                 guard marks.isEmpty else { throw error(.malformed, "STOP with an open MARK") }
-                guard stack.count == 1 else {
+                guard stack.count == 1, let result = stack.last else {
                     throw error(.malformed, "STOP with \(stack.count) values on the stack (expected 1)")
                 }
-                // The caller frees the result the ordinary (recursive) way, so it must not nest deeper
-                // than the cap. Recorded heights say so unless they may be stale; then the memo is
-                // freed here and the result measured (if too deep it is still on the stack, which the
-                // deferred release frees without recursion).
-                if heightsMayBeStale {
-                    var roots = stack + Array(memo.values)
-                    memo = [:]
-                    let height = PickleGraph.release(&roots).first ?? 0
-                    guard height <= limits.maxDepth else {
-                        throw error(.limitExceeded, "values nested deeper than \(limits.maxDepth) levels")
-                    }
-                }
-                heights.removeLast()
-                return stack.removeLast()
+                return result
             }
             try execute(op)
         }
-    }
-
-    /// Frees the stack and the memo: the ordinary way when every recorded height is within the cap
-    /// (so no free recurses deeper), else without recursion (see `PickleGraph.release`).
-    private mutating func releaseGraph() {
-        heights = []
-        memoHeights = [:]
-        guard heightsMayBeStale else {
-            stack = []
-            memo = [:]
-            return
-        }
-        var roots = stack + Array(memo.values)
-        stack = []
-        memo = [:]
-        PickleGraph.release(&roots)
     }
 
     private func error(_ kind: CheckpointError.Kind, _ message: String) -> CheckpointError {
@@ -97,72 +142,40 @@ struct Unpickler {
 
     // MARK: stack helpers
 
-    /// Pushes a leaf, or a class container (whose height it carries).
-    private mutating func push(_ node: PickleNode) { push(node, height: 0) }
-
-    private mutating func push(_ node: PickleNode, height: Int) {
+    private mutating func push(_ node: PickleNode) {
+        if let id = node.containerID, containerIDs.insert(id).inserted { containers.append(node) }
+        if case .tuple(let items) = node, let key = Self.address(items) { tupleDepths[key] = tupleDepth(items) }
         stack.append(node)
-        heights.append(height)
     }
 
-    private mutating func pop() throws(CheckpointError) -> PickleNode { try popWithHeight().node }
+    /// The address of a non-empty array's elements (its identity while it is alive).
+    private static func address(_ items: [PickleNode]) -> UnsafeRawPointer? {
+        items.isEmpty ? nil : items.withUnsafeBufferPointer { $0.baseAddress.map { UnsafeRawPointer($0) } }
+    }
 
-    private mutating func popWithHeight() throws(CheckpointError) -> (node: PickleNode, height: Int) {
+    /// 1 + the depth of the deepest tuple among `items` (tuples inside containers are not counted:
+    /// `load` takes containers apart one by one when it refuses a pickle).
+    private func tupleDepth(_ items: [PickleNode]) -> Int {
+        var depth = 1
+        for item in items {
+            if case .tuple(let inner) = item, let key = Self.address(inner) { depth = max(depth, 1 + (tupleDepths[key] ?? 1)) }
+        }
+        return depth
+    }
+
+    /// Pushes a tuple made by a TUPLE opcode, refusing tuples nested deeper than `maxDepth`.
+    private mutating func pushTuple(_ items: [PickleNode]) throws(CheckpointError) {
+        let depth = tupleDepth(items)
+        guard depth <= limits.maxDepth else {
+            throw error(.limitExceeded, "tuples nested deeper than \(limits.maxDepth) levels")
+        }
+        push(.tuple(items))
+    }
+
+    private mutating func pop() throws(CheckpointError) -> PickleNode {
         let floor = marks.last ?? 0
-        guard stack.count > floor, let v = stack.popLast(), let h = heights.popLast() else { throw error(.malformed, "stack underflow") }
-        return (v, Self.height(v, recorded: h))
-    }
-
-    /// The nesting height of `node`: a class container's own, else the one recorded with it.
-    private static func height(_ node: PickleNode, recorded: Int) -> Int {
-        switch node {
-        case .list(let l): return l.height
-        case .dict(let d): return d.height
-        case .set(let s): return s.height
-        case .object(let o): return o.height
-        default: return recorded
-        }
-    }
-
-    /// Checks a new height against the cap, before anything that deep exists for long.
-    private func checkHeight(_ h: Int) throws(CheckpointError) {
-        guard h <= limits.maxDepth else { throw error(.limitExceeded, "values nested deeper than \(limits.maxDepth) levels") }
-    }
-
-    /// Marks a value as placed inside a container: from now on its growing taller makes recorded
-    /// heights stale.
-    private static func capture(_ node: PickleNode) {
-        switch node {
-        case .list(let l): l.captured = true
-        case .dict(let d): d.captured = true
-        case .set(let s): s.captured = true
-        case .object(let o): o.captured = true
-        default: break
-        }
-    }
-
-    /// Raises a class container's height to at least `h` after it gained children.
-    private mutating func grow(_ node: PickleNode, to h: Int) throws(CheckpointError) {
-        try checkHeight(h)
-        func update(_ current: inout Int, _ captured: Bool) {
-            guard h > current else { return }
-            if captured { heightsMayBeStale = true }
-            current = h
-        }
-        switch node {
-        case .list(let l): update(&l.height, l.captured)
-        case .dict(let d): update(&d.height, d.captured)
-        case .set(let s): update(&s.height, s.captured)
-        case .object(let o): update(&o.height, o.captured)
-        default: break
-        }
-    }
-
-    /// Builds a tuple from `items` of the given greatest height.
-    private mutating func pushTuple(_ items: [PickleNode], tallest: Int) throws(CheckpointError) {
-        try checkHeight(tallest + 1)
-        for item in items { Self.capture(item) }
-        push(.tuple(items), height: tallest + 1)
+        guard stack.count > floor, let v = stack.popLast() else { throw error(.malformed, "stack underflow") }
+        return v
     }
 
     private func top() throws(CheckpointError) -> PickleNode {
@@ -171,21 +184,12 @@ struct Unpickler {
         return v
     }
 
-    /// The recorded height of the top value.
-    private var topHeight: Int { stack.last.map { Self.height($0, recorded: heights.last ?? 0) } ?? 0 }
-
     /// Pops everything above the last MARK, and the mark.
-    private mutating func popMark() throws(CheckpointError) -> [PickleNode] { try popMarkWithHeight().items }
-
-    /// Pops everything above the last MARK, and the mark; also returns the greatest height among them.
-    private mutating func popMarkWithHeight() throws(CheckpointError) -> (items: [PickleNode], tallest: Int) {
+    private mutating func popMark() throws(CheckpointError) -> [PickleNode] {
         guard let m = marks.popLast() else { throw error(.malformed, "no MARK on the stack") }
         let items = Array(stack[m...])
-        var tallest = 0
-        for (item, h) in zip(items, heights[m...]) { tallest = max(tallest, Self.height(item, recorded: h)) }
         stack.removeSubrange(m...)
-        heights.removeSubrange(m...)
-        return (items, tallest)
+        return items
     }
 
     private mutating func memoPut(_ index: Int) throws(CheckpointError) {
@@ -194,12 +198,11 @@ struct Unpickler {
             throw error(.limitExceeded, "more than \(limits.maxMemoEntries) memo entries")
         }
         memo[index] = try top()
-        memoHeights[index] = topHeight
     }
 
     private mutating func memoGet(_ index: Int) throws(CheckpointError) {
         guard let v = memo[index] else { throw error(.malformed, "memo index \(index) was never defined") }
-        push(v, height: memoHeights[index] ?? 0)
+        push(v)
     }
 
     /// Reads a text line (protocol 0 opcodes), without the newline; bounded by the bytes present.
@@ -284,7 +287,7 @@ struct Unpickler {
         case 0x31:  // POP_MARK
             _ = try popMark()
         case 0x32:  // DUP
-            push(try top(), height: topHeight)
+            push(try top())
         case 0x4E: push(.none)  // NONE
         case 0x88: push(.bool(true))  // NEWTRUE
         case 0x89: push(.bool(false))  // NEWFALSE
@@ -332,76 +335,53 @@ struct Unpickler {
             push(.bytes(try reader.bytes(try length(try reader.u64le("BYTEARRAY8 length"), "BYTEARRAY8"))))
         case 0x53:  // STRING (text, quoted repr)
             push(.bytes(try unquote(try line("STRING"))))
-        case 0x29: push(.tuple([]), height: 1)  // EMPTY_TUPLE
-        case 0x85:  // TUPLE1
-            let a = try popWithHeight()
-            try pushTuple([a.node], tallest: a.height)
+        case 0x29: push(.tuple([]))  // EMPTY_TUPLE
+        case 0x85: try pushTuple([try pop()])  // TUPLE1
         case 0x86:  // TUPLE2
-            let b = try popWithHeight(), a = try popWithHeight()
-            try pushTuple([a.node, b.node], tallest: max(a.height, b.height))
+            let b = try pop(), a = try pop()
+            try pushTuple([a, b])
         case 0x87:  // TUPLE3
-            let c = try popWithHeight(), b = try popWithHeight(), a = try popWithHeight()
-            try pushTuple([a.node, b.node, c.node], tallest: max(a.height, b.height, c.height))
-        case 0x74:  // TUPLE
-            let (items, tallest) = try popMarkWithHeight()
-            try pushTuple(items, tallest: tallest)
+            let c = try pop(), b = try pop(), a = try pop()
+            try pushTuple([a, b, c])
+        case 0x74: try pushTuple(try popMark())  // TUPLE
         case 0x5D: push(.list(PickleList()))  // EMPTY_LIST
         case 0x6C:  // LIST
-            let (items, tallest) = try popMarkWithHeight()
             let l = PickleList()
-            l.items = items
-            try grow(.list(l), to: tallest + 1)
-            for item in items { Self.capture(item) }
+            l.items = try popMark()
             push(.list(l))
         case 0x7D: push(.dict(PickleDict()))  // EMPTY_DICT
         case 0x64:  // DICT
-            let (items, tallest) = try popMarkWithHeight()
+            let items = try popMark()
             guard items.count % 2 == 0 else { throw error(.malformed, "DICT with an odd number of items") }
             let d = PickleDict()
             for i in stride(from: 0, to: items.count, by: 2) { d.set(items[i], items[i + 1]) }
-            try grow(.dict(d), to: tallest + 1)
-            for item in items { Self.capture(item) }
             push(.dict(d))
         case 0x8F: push(.set(PickleSet()))  // EMPTY_SET
         case 0x91:  // FROZENSET
-            let (items, tallest) = try popMarkWithHeight()
             let s = PickleSet()
-            s.items = items
-            try grow(.set(s), to: tallest + 1)
-            for item in items { Self.capture(item) }
+            s.items = try popMark()
             push(.set(s))
         case 0x90:  // ADDITEMS
-            let (items, tallest) = try popMarkWithHeight()
+            let items = try popMark()
             guard case .set(let s) = try top() else { throw error(.malformed, "ADDITEMS on a \(try top().typeName), not a set") }
             s.items.append(contentsOf: items)
-            try grow(.set(s), to: tallest + 1)
-            for item in items { Self.capture(item) }
         case 0x61:  // APPEND
-            let v = try popWithHeight()
+            let v = try pop()
             guard case .list(let l) = try top() else { throw error(.malformed, "APPEND to a \(try top().typeName), not a list") }
-            l.items.append(v.node)
-            try grow(.list(l), to: v.height + 1)
-            Self.capture(v.node)
+            l.items.append(v)
         case 0x65:  // APPENDS
-            let (items, tallest) = try popMarkWithHeight()
+            let items = try popMark()
             guard case .list(let l) = try top() else { throw error(.malformed, "APPENDS to a \(try top().typeName), not a list") }
             l.items.append(contentsOf: items)
-            try grow(.list(l), to: tallest + 1)
-            for item in items { Self.capture(item) }
         case 0x73:  // SETITEM
-            let v = try popWithHeight(), k = try popWithHeight()
+            let v = try pop(), k = try pop()
             guard case .dict(let d) = try top() else { throw error(.malformed, "SETITEM on a \(try top().typeName), not a dict") }
-            d.set(k.node, v.node)
-            try grow(.dict(d), to: max(k.height, v.height) + 1)
-            Self.capture(k.node)
-            Self.capture(v.node)
+            d.set(k, v)
         case 0x75:  // SETITEMS
-            let (items, tallest) = try popMarkWithHeight()
+            let items = try popMark()
             guard items.count % 2 == 0 else { throw error(.malformed, "SETITEMS with an odd number of items") }
             guard case .dict(let d) = try top() else { throw error(.malformed, "SETITEMS on a \(try top().typeName), not a dict") }
             for i in stride(from: 0, to: items.count, by: 2) { d.set(items[i], items[i + 1]) }
-            try grow(.dict(d), to: tallest + 1)
-            for item in items { Self.capture(item) }
         case 0x71: try memoPut(Int(try reader.u8("BINPUT index")))
         case 0x72: try memoPut(Int(try reader.u32le("LONG_BINPUT index")))
         case 0x94: try memoPut(memo.count)  // MEMOIZE
@@ -446,46 +426,26 @@ struct Unpickler {
         case 0x50:  // PERSID (text)
             push(try persistentLoad(.string(try line("PERSID")), opOffset))
         case 0x52:  // REDUCE
-            let (args, argsHeight) = try popWithHeight(), callable = try pop()
+            let args = try pop(), callable = try pop()
             guard case .tuple(let argList) = args else { throw error(.malformed, "REDUCE arguments are a \(args.typeName), not a tuple") }
             guard case .global(let g) = callable else { throw error(.malformed, "REDUCE on a \(callable.typeName), not a global") }
-            try pushMade(try reduce(g, argList), argumentsHeight: argsHeight)
+            push(try reduce(g, argList))
         case 0x81:  // NEWOBJ
-            let (args, argsHeight) = try popWithHeight(), cls = try pop()
+            let args = try pop(), cls = try pop()
             guard case .tuple(let argList) = args else { throw error(.malformed, "NEWOBJ arguments are a \(args.typeName), not a tuple") }
-            try pushMade(try newObject(cls, argList), argumentsHeight: argsHeight)
+            push(try newObject(cls, argList))
         case 0x92:  // NEWOBJ_EX
-            let kwargs = try pop(), (args, argsHeight) = try popWithHeight(), cls = try pop()
+            let kwargs = try pop(), args = try pop(), cls = try pop()
             guard case .tuple(let argList) = args, case .dict(let kw) = kwargs, kw.keys.isEmpty else {
                 throw error(.malformed, "NEWOBJ_EX with keyword arguments is not supported")
             }
-            try pushMade(try newObject(cls, argList), argumentsHeight: argsHeight)
+            push(try newObject(cls, argList))
         case 0x62:  // BUILD
-            let state = try popWithHeight()
-            let target = try top()
-            try build(target, state.node)
-            // The state's contents now hang below the target (or the state itself, for an object),
-            // or were merged into the object's earlier state dict.
-            try grow(target, to: state.height + 1)
-            if case .object(let o) = target, let earlier = o.state { try grow(earlier, to: state.height) }
-            Self.capture(state.node)
+            let state = try pop()
+            try build(try top(), state)
         default:
             throw error(.malformed, String(format: "unknown pickle opcode 0x%02X", op))
         }
-    }
-
-    /// Pushes what REDUCE / NEWOBJ made from an arguments tuple of height `argumentsHeight`: it holds
-    /// at most what the arguments held, so that height bounds its own.
-    private mutating func pushMade(_ node: PickleNode, argumentsHeight: Int) throws(CheckpointError) {
-        switch node {
-        case .list(let l): l.height = max(l.height, argumentsHeight)
-        case .dict(let d): d.height = max(d.height, argumentsHeight)
-        case .set(let s): s.height = max(s.height, argumentsHeight)
-        case .object(let o): o.height = max(o.height, argumentsHeight)
-        default: break
-        }
-        try checkHeight(argumentsHeight)
-        push(node, height: argumentsHeight)
     }
 
     /// Decodes a protocol-0 quoted string (`'abc\n'` with Python escapes).

@@ -122,7 +122,12 @@ public struct CIFAR10: ImageDataset, Sendable {
 
     /// Reads one binary batch file: records of 1 label byte + 3,072 pixel bytes.
     public static func readBinaryBatch(_ path: String) throws(VisionDataError) -> (pixels: [UInt8], labels: [Int]) {
-        let data = try readFile(path)
+        try readBinaryBatch(readFile(path), name: path)
+    }
+
+    /// Reads one binary batch held in memory (records of 1 label byte + 3,072 pixel bytes); `name`
+    /// is the file named in errors.
+    public static func readBinaryBatch(_ data: Data, name path: String) throws(VisionDataError) -> (pixels: [UInt8], labels: [Int]) {
         let record = 1 + imageBytes
         guard !data.isEmpty else { throw VisionDataError(.truncated, "the file is empty", file: path, offset: 0) }
         guard data.count % record == 0 else {
@@ -152,7 +157,11 @@ public struct CIFAR10: ImageDataset, Sendable {
 
     /// Reads `batches.meta.txt`: one class name per line.
     public static func readBinaryMeta(_ path: String) throws(VisionDataError) -> [String] {
-        let data = try readFile(path)
+        try readBinaryMeta(readFile(path), name: path)
+    }
+
+    /// Reads a `batches.meta.txt` held in memory; `name` is the file named in errors.
+    public static func readBinaryMeta(_ data: Data, name path: String) throws(VisionDataError) -> [String] {
         let names = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline)
             .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         guard names.count == 10 else { throw VisionDataError(.malformed, "expected 10 class names, found \(names.count)", file: path) }
@@ -161,7 +170,13 @@ public struct CIFAR10: ImageDataset, Sendable {
 
     /// Reads one python batch (a pickled dict with `data` and `labels`).
     public static func readPythonBatch(_ path: String) throws(VisionDataError) -> (pixels: [UInt8], labels: [Int]) {
-        let root = try unpickle(path)
+        try readPythonBatch(readFile(path), name: path)
+    }
+
+    /// Reads one python batch held in memory (the bytes of a pickled dict with `data` and `labels`);
+    /// `name` is the file named in errors.
+    public static func readPythonBatch(_ bytes: Data, name path: String) throws(VisionDataError) -> (pixels: [UInt8], labels: [Int]) {
+        let root = try unpickle(bytes, name: path)
         guard let data = root["data"] else {
             throw VisionDataError(.malformed, "the pickled dict has no 'data' entry (keys: \(keys(root)))", file: path)
         }
@@ -212,7 +227,13 @@ public struct CIFAR10: ImageDataset, Sendable {
 
     /// Reads `batches.meta` (a pickled dict with `label_names`).
     public static func readPythonMeta(_ path: String) throws(VisionDataError) -> [String] {
-        let root = try unpickle(path)
+        try readPythonMeta(readFile(path), name: path)
+    }
+
+    /// Reads a `batches.meta` held in memory (a pickled dict with `label_names`); `name` is the file
+    /// named in errors.
+    public static func readPythonMeta(_ bytes: Data, name path: String) throws(VisionDataError) -> [String] {
+        let root = try unpickle(bytes, name: path)
         guard case .list(let items)? = root["label_names"] else {
             throw VisionDataError(.malformed, "the pickled dict has no 'label_names' list (keys: \(keys(root)))", file: path)
         }
@@ -223,10 +244,10 @@ public struct CIFAR10: ImageDataset, Sendable {
         return names
     }
 
-    private static func unpickle(_ path: String) throws(VisionDataError) -> PickleValue {
+    private static func unpickle(_ bytes: Data, name path: String) throws(VisionDataError) -> PickleValue {
         let value: PickleValue
         do throws(CheckpointError) {
-            value = try CheckpointReader.readPickle(path)
+            value = try CheckpointReader.readPickle(ByteBuffer(copying: bytes).all, name: path)
         } catch {
             let kind: VisionDataError.Kind
             switch error.kind {

@@ -168,9 +168,9 @@ struct MaliciousCorpusTests {
     }
 }
 
-/// The unpickler's nesting bookkeeping on inline pickles: containers that grow after being placed
-/// inside others (which makes the recorded heights stale and switches to measuring the graph) still
-/// read to exactly their contents, shared values stay shared, and the cap holds either way.
+/// The unpickler's nesting checks on inline pickles: containers that grow after being placed inside
+/// others still read to exactly their contents, shared values stay shared, and the depth cap holds
+/// both for tuples (checked as they are built) and for containers (checked on the result at STOP).
 @Suite("Pickle nesting")
 struct PickleNestingTests {
     static func read(_ bytes: [UInt8]) throws(CheckpointError) -> PickleValue {
@@ -230,9 +230,9 @@ struct PickleNestingTests {
     func directChain() throws {
         let bytes: [UInt8] = [0x80, 0x02, 0x29] + [UInt8](repeating: 0x85, count: 100_000) + [0x2E]
         let e = try #require(throws: CheckpointError.self) { try Self.read(bytes) }
-        #expect(e.kind == .limitExceeded && e.message == "values nested deeper than 200 levels")
-        // The empty tuple (offset 2) is level 1 and the TUPLE1 at offset 3 + k makes level k + 2: level 201 at 202.
-        #expect(e.offset == 202)
+        #expect(e.kind == .limitExceeded && e.message == "tuples nested deeper than 200 levels")
+        // The TUPLE1 at offset 3 + k makes a tuple of depth k + 1 (an empty tuple is not a level): depth 201 at 203.
+        #expect(e.offset == 203)
     }
 }
 

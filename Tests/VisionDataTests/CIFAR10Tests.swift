@@ -110,6 +110,25 @@ struct CIFAR10Tests {
         #expect(g.next() == 0x6E78_9E6A_A1B9_65F4)
     }
 
+    @Test("in-memory readers give what the path readers give, and name the given file in errors")
+    func inMemory() throws {
+        let bin = Fixtures.cifar.appendingPathComponent("cifar-10-batches-bin")
+        let py = Fixtures.cifar.appendingPathComponent("cifar-10-batches-py")
+        let want = Self.records("test")
+        let b = try CIFAR10.readBinaryBatch(Data(contentsOf: bin.appendingPathComponent("test_batch.bin")), name: "mem.bin")
+        #expect(b.labels == want.map(\.label))
+        #expect(sha256Hex(Array(b.pixels.prefix(3072))) == want[0].sha)
+        let p = try CIFAR10.readPythonBatch(Data(contentsOf: py.appendingPathComponent("test_batch")), name: "mem")
+        #expect(p.labels == want.map(\.label))
+        #expect(p.pixels == b.pixels)
+        #expect(try CIFAR10.readBinaryMeta(Data(contentsOf: bin.appendingPathComponent("batches.meta.txt")), name: "m.txt") == CIFAR10.classNames)
+        #expect(try CIFAR10.readPythonMeta(Data(contentsOf: py.appendingPathComponent("batches.meta")), name: "m") == CIFAR10.classNames)
+        let e1 = try #require(throws: VisionDataError.self) { try CIFAR10.readBinaryBatch(Data([1, 2, 3]), name: "three.bin") }
+        #expect(e1 == VisionDataError(.truncated, "3 bytes is not a whole number of 3073-byte records (last record has 3 bytes)", file: "three.bin", offset: 0))
+        let e2 = try #require(throws: VisionDataError.self) { try CIFAR10.readPythonBatch(Data([0x80, 0x02]), name: "cut.pkl") }
+        #expect(e2.kind == .truncated && e2.file == "cut.pkl")
+    }
+
     @Test("bad binary batches: partial record, label out of range, empty file")
     func badBinary() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cifar-bad-\(UUID().uuidString)")
