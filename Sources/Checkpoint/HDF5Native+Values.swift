@@ -138,8 +138,11 @@ extension HDF5NativeFile {
             let d = try c.length()
             guard d <= UInt64(Int.max) else { throw CheckpointError(.limitExceeded, "dimension \(d) too large", member: path) }
             space.dims.append(Int(d))
-            let (p, o) = count.multipliedReportingOverflow(by: Int(d))
-            let (q, o2) = strideProduct.multipliedReportingOverflow(by: max(Int(d), 1))
+        }
+        // Checked once every dimension is read, so that the error names the whole declared shape.
+        for d in space.dims {
+            let (p, o) = count.multipliedReportingOverflow(by: d)
+            let (q, o2) = strideProduct.multipliedReportingOverflow(by: max(d, 1))
             guard !o, !o2 else { throw CheckpointError(.limitExceeded, "element count of shape \(space.dims) overflows", member: path) }
             count = p
             strideProduct = q
