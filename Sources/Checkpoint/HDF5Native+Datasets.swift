@@ -497,21 +497,9 @@ extension HDF5NativeFile {
     private func chunkTree(
         at address: Int, level: Int?, rank: Int, visited: inout Set<Int>, into chunks: inout [Chunk], path: String, depth: Int
     ) throws(CheckpointError) {
-        guard depth <= Self.maxDepth else { throw CheckpointError(.limitExceeded, "chunk B-tree deeper than \(Self.maxDepth)", member: path) }
-        guard visited.insert(address).inserted else {
-            throw CheckpointError(.malformed, "chunk B-tree cycle: the node at byte \(address) is reached twice", offset: address, member: path)
-        }
-        var c = try cursor(at: address, what: "chunk B-tree node")
-        try c.signature("TREE")
-        let type = try c.u8()
-        let nodeLevel = Int(try c.u8())
-        guard type == 1 else { throw CheckpointError(.malformed, "chunk B-tree node at byte \(address) has node type \(type)", member: path) }
-        if let level, nodeLevel != level {
-            throw CheckpointError(.malformed, "chunk B-tree node at byte \(address) has level \(nodeLevel); \(level) expected", member: path)
-        }
-        let entries = Int(try c.u16())
-        _ = try c.address()
-        _ = try c.address()
+        let (node, nodeLevel, entries) = try v1BTreeNode(
+            at: address, type: 1, level: level, visited: &visited, depth: depth, what: "chunk B-tree", path: path)
+        var c = node
         let keySize = 8 + 8 * (rank + 1)
         try c.need(entries * (keySize + offsetSize) + keySize, "\(entries) keys and children")
         for _ in 0..<entries {

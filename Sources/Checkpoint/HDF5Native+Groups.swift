@@ -172,21 +172,9 @@ extension HDF5NativeFile {
     private func symbolTableTree(
         at address: Int, level: Int?, heap: ByteSlice, visited: inout Set<Int>, into links: inout [HDF5Link], path: String, depth: Int
     ) throws(CheckpointError) {
-        guard depth <= Self.maxDepth else { throw CheckpointError(.limitExceeded, "group B-tree deeper than \(Self.maxDepth)", member: path) }
-        guard visited.insert(address).inserted else {
-            throw CheckpointError(.malformed, "group B-tree cycle: the node at byte \(address) is reached twice", offset: address, member: path)
-        }
-        var c = try cursor(at: address, what: "group B-tree node")
-        try c.signature("TREE")
-        let type = try c.u8()
-        let nodeLevel = Int(try c.u8())
-        guard type == 0 else { throw CheckpointError(.malformed, "group B-tree node at byte \(address) has node type \(type)", member: path) }
-        if let level, nodeLevel != level {
-            throw CheckpointError(.malformed, "group B-tree node at byte \(address) has level \(nodeLevel); \(level) expected", member: path)
-        }
-        let entries = Int(try c.u16())
-        _ = try c.address()  // left sibling
-        _ = try c.address()  // right sibling
+        let (node, nodeLevel, entries) = try v1BTreeNode(
+            at: address, type: 0, level: level, visited: &visited, depth: depth, what: "group B-tree", path: path)
+        var c = node
         try c.need(entries * (lengthSize + offsetSize) + lengthSize, "\(entries) keys and children")
         for _ in 0..<entries {
             _ = try c.length()  // key: heap offset of the largest name in the child
@@ -234,5 +222,32 @@ extension HDF5NativeFile {
             }
             links.append(HDF5Link(name: name, target: .hard(target)))
         }
+    }
+}
+
+extension HDF5NativeFile {
+    /// Opens a version 1 B-tree node ("TREE") of node type `type` (0: group, 1: chunk index) at
+    /// `address`: checks the depth cap and that no node is reached twice, the node type, and the
+    /// level when the parent gave one (`level` is nil at the root). Returns a cursor at the node's
+    /// first key, with its level and entry count. `what` names the tree in errors.
+    func v1BTreeNode(
+        at address: Int, type: UInt8, level: Int?, visited: inout Set<Int>, depth: Int, what: String, path: String
+    ) throws(CheckpointError) -> (cursor: HDF5Cursor, level: Int, entries: Int) {
+        guard depth <= Self.maxDepth else { throw CheckpointError(.limitExceeded, "\(what) deeper than \(Self.maxDepth)", member: path) }
+        guard visited.insert(address).inserted else {
+            throw CheckpointError(.malformed, "\(what) cycle: the node at byte \(address) is reached twice", offset: address, member: path)
+        }
+        var c = try cursor(at: address, what: "\(what) node")
+        try c.signature("TREE")
+        let nodeType = try c.u8()
+        let nodeLevel = Int(try c.u8())
+        guard nodeType == type else { throw CheckpointError(.malformed, "\(what) node at byte \(address) has node type \(nodeType)", member: path) }
+        if let level, nodeLevel != level {
+            throw CheckpointError(.malformed, "\(what) node at byte \(address) has level \(nodeLevel); \(level) expected", member: path)
+        }
+        let entries = Int(try c.u16())
+        _ = try c.address()  // left sibling
+        _ = try c.address()  // right sibling
+        return (c, nodeLevel, entries)
     }
 }

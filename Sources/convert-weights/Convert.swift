@@ -81,8 +81,8 @@ struct Convert: ParsableCommand {
     func run() throws {
         do {
             try ConvertRun(command: self).run()
-        } catch let failure as ConvertRun.Failure {
-            StandardError.print(failure.description)
+        } catch {
+            StandardError.print(error.description)
             throw ExitCode.failure
         }
     }
