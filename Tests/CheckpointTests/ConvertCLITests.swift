@@ -306,6 +306,9 @@ struct ConvertCLITests {
             }
             usleep(1_000)
         }
+        // Lets Foundation finish its termination handling (without it, the Process and its run-loop
+        // source stay referenced by each other: LeakSanitizer reports them).
+        calibration.waitUntilExit()
         #expect(calibration.terminationStatus == 0)
         let duration = Date().timeIntervalSince(t0)
         let writeFrom = try #require(writeStart, "never saw the conversion write (took \(duration) s)")
