@@ -45,6 +45,9 @@ final class ConvKernelWeights: @unchecked Sendable {
     let winograd: Bool
     /// Whether `packed` holds reordered weights for the direct grouped kernel instead of GEMM panels.
     let grouped: Bool
+    /// Whether `packed` holds channel-blocked weights for the direct (non-grouped) kernel instead of GEMM
+    /// panels.
+    let direct: Bool
 
     /// Whether a geometry may run as Winograd F(4x4, 3x3): 3x3, stride 1, padding 1, no dilation or groups,
     /// and at most 128 channels in and out. Wider layers occur at 14x14 and below in these networks, where
@@ -63,8 +66,18 @@ final class ConvKernelWeights: @unchecked Sendable {
             Int32(c.strideH), Int32(c.strideW), Int32(c.dilationH), Int32(c.dilationW)) != 0
     }
 
+    /// Whether the direct channel-blocked kernel runs this geometry on this CPU (AVX-512F, no groups, input
+    /// channels a multiple of 16, output channels a multiple of 32, kernels of 3x3 and up, stride 1 or 2):
+    /// it convolves without the im2col packing that dominates the GEMM path's time on such layers.
+    static func directEligible(_ c: Conv2dConfig) -> Bool {
+        ck_direct_supported(
+            Int32(c.groups), Int32(c.outChannels), Int32(c.inChannels), Int32(c.kernelH), Int32(c.kernelW),
+            Int32(c.strideH), Int32(c.strideW), Int32(c.dilationH), Int32(c.dilationW)) != 0
+    }
+
     /// Packs `weight` (OIHW). With `specialize`, a geometry that has a faster dedicated path is prepared
-    /// for it: Winograd for eligible 3x3 stride-1 layers, the direct kernel for grouped layers.
+    /// for it: Winograd for eligible 3x3 stride-1 layers, the direct kernel for grouped layers, the direct
+    /// channel-blocked kernel for other eligible ones (`directEligible`).
     ///
     /// `scale` (one value per output channel, or nil) multiplies each output's sums before the bias; it
     /// is not supported for Winograd (`winogradEligible` with `specialize`): fold it into `weight` there.
@@ -76,7 +89,12 @@ final class ConvKernelWeights: @unchecked Sendable {
         winograd = specialize && Self.winogradEligible(c)
         precondition(!(winograd && scale != nil), "ConvKernelWeights: Winograd takes folded weights, not an output scale")
         grouped = specialize && !winograd && Self.groupedEligible(c)
-        if grouped {
+        direct = specialize && !winograd && !grouped && Self.directEligible(c)
+        if direct {
+            packed = AlignedFloats(count: ck_direct_packed_count(
+                Int32(c.outChannels), Int32(c.inChannels), Int32(c.kernelH), Int32(c.kernelW)))
+            ck_direct_pack(weight, Int32(c.outChannels), Int32(c.inChannels), Int32(c.kernelH), Int32(c.kernelW), packed.pointer)
+        } else if grouped {
             packed = AlignedFloats(count: ck_grouped_packed_count(
                 Int32(c.groups), Int32(c.outChannels), Int32(c.inChannels), Int32(c.kernelH), Int32(c.kernelW)))
             ck_grouped_pack(
@@ -119,7 +137,11 @@ final class ConvKernelWeights: @unchecked Sendable {
         let c = config
         let count = c.outChannels * (c.inChannels / c.groups) * c.kernelH * c.kernelW
         return [Float](unsafeUninitializedCapacity: count) { buffer, n in
-            if grouped {
+            if direct {
+                ck_direct_unpack(
+                    packed.pointer, Int32(c.outChannels), Int32(c.inChannels), Int32(c.kernelH), Int32(c.kernelW),
+                    buffer.baseAddress!)
+            } else if grouped {
                 ck_grouped_unpack(
                     packed.pointer, Int32(c.groups), Int32(c.outChannels), Int32(c.inChannels), Int32(c.kernelH), Int32(c.kernelW),
                     buffer.baseAddress!)
@@ -154,7 +176,9 @@ final class ConvKernelWeights: @unchecked Sendable {
             out: output, out_batch_stride: outputImageStride,
             residual: residual, residual_batch_stride: residualImageStride,
             in_scale: inputScale, in_shift: inputShift, relu: relu ? 1 : 0)
-        if !winograd && !grouped {
+        if direct {
+            ck_direct_forward(&cv, &io)
+        } else if !winograd && !grouped {
             ck_conv_forward(&cv, &io)
         } else if inputScale == nil {
             if winograd { ck_winograd_forward(&cv, &io) } else { ck_grouped_forward(&cv, &io) }

@@ -16,7 +16,8 @@ public struct PreparedConv2d: Sendable {
     /// with padding 1, no groups and at most 128 channels in and out is prepared for Winograd F(4x4, 3x3)
     /// (about 2-3x fewer multiplications; results within about 1e-5 relative of the direct method), and a
     /// grouped convolution with a multiple of 4 outputs per group (or a stem convolution on at most 4 input
-    /// channels) runs a direct kernel on AVX-512 CPUs.
+    /// channels) runs a direct kernel on AVX-512 CPUs, as does a larger non-grouped convolution of 3x3 or
+    /// more on multiples of 16 input and 32 output channels (`usesDirectBlocked`).
     public init(_ conv: Conv2d) {
         config = conv.config
         weights = conv.weight.withUnsafeBufferPointer { w in
@@ -106,6 +107,10 @@ public struct PreparedConv2d: Sendable {
 
     /// Whether this convolution runs the direct grouped kernel.
     public var usesDirectGrouped: Bool { weights.grouped }
+
+    /// Whether this convolution runs the direct channel-blocked kernel (AVX-512F CPUs; 3x3 and larger
+    /// kernels on multiples of 16 input and 32 output channels, where Winograd does not apply).
+    public var usesDirectBlocked: Bool { weights.direct }
 
     /// Bytes of packed weights and bias this convolution holds.
     public var byteCount: Int { weights.byteCount }

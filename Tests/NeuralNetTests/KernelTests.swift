@@ -163,13 +163,14 @@ struct KernelTests {
         return (ours, y.data, prepared)
     }
 
-    @Test("prepared convolutions: GEMM with input prologue, Winograd, direct grouped; strided slices, residual, ReLU")
+    @Test("prepared convolutions: GEMM with input prologue, Winograd, direct grouped, direct blocked; strided slices, residual, ReLU")
     func prepared() throws {
         struct Case {
             let config: Conv2dConfig
             let n: Int, h: Int, w: Int
             let prologue: Bool, winograd: Bool
             let bound: Double
+            var direct = false
         }
         let cases: [Case] = [
             Case(config: Conv2dConfig(inChannels: 40, outChannels: 24, kernel: 1), n: 2, h: 7, w: 9, prologue: true, winograd: false, bound: 1e-5),
@@ -179,6 +180,13 @@ struct KernelTests {
             Case(config: Conv2dConfig(inChannels: 64, outChannels: 64, kernel: 3, stride: 2, padding: 1, groups: 16), n: 2, h: 11, w: 9, prologue: false, winograd: false, bound: 1e-5),
             Case(config: Conv2dConfig(inChannels: 3, outChannels: 16, kernel: 7, stride: 2, padding: 3), n: 1, h: 21, w: 18, prologue: false, winograd: false, bound: 1e-5),
             Case(config: Conv2dConfig(inChannels: 260, outChannels: 36, kernel: 3, padding: 1), n: 1, h: 6, w: 5, prologue: false, winograd: false, bound: 1e-5),
+            // The direct channel-blocked kernel (AVX-512F): groups of 64 and of 32 outputs, stride 1 and 2,
+            // 3x3 / 5x5 / 7x7, position tiles that run past the end of the batch and across images.
+            Case(config: Conv2dConfig(inChannels: 160, outChannels: 64, kernel: 3, padding: 1), n: 2, h: 9, w: 7, prologue: true, winograd: false, bound: 1e-5, direct: true),
+            Case(config: Conv2dConfig(inChannels: 48, outChannels: 96, kernel: 3, stride: 2, padding: 1), n: 3, h: 11, w: 10, prologue: false, winograd: false, bound: 1e-5, direct: true),
+            Case(config: Conv2dConfig(inChannels: 144, outChannels: 32, kernel: 3, padding: 1), n: 1, h: 5, w: 5, prologue: true, winograd: false, bound: 1e-5, direct: true),
+            Case(config: Conv2dConfig(inChannels: 32, outChannels: 64, kernel: 5, padding: 2), n: 1, h: 8, w: 9, prologue: false, winograd: false, bound: 1e-5, direct: true),
+            Case(config: Conv2dConfig(inChannels: 16, outChannels: 32, kernel: 7, stride: 2, padding: 3), n: 2, h: 13, w: 12, prologue: true, winograd: false, bound: 1e-5, direct: true),
         ]
         var oneThread: [Int: [Float]] = [:]
         try Self.everyPath { set, threads in
@@ -190,10 +198,11 @@ struct KernelTests {
                     #expect(one.elementsEqual(r.ours) { $0.bitPattern == $1.bitPattern }, "prepared case \(i) at \(set): 2 threads differ from 1")
                 }
                 #expect(r.prepared.usesWinograd == c.winograd)
+                #expect(r.prepared.usesDirectBlocked == (c.direct && set == .avx512), "prepared case \(i) at \(set): direct kernel")
                 let e = Self.relativeError(r.ours, r.reference)
                 #expect(e <= c.bound, "prepared case \(i) \(c.config) at \(set), \(threads) thread(s): relative error \(e)")
                 if threads == 1 && set == Engine.supportedInstructionSet {
-                    print("kernels: prepared case \(i) (winograd \(r.prepared.usesWinograd), direct grouped \(r.prepared.usesDirectGrouped)) relative error \(e)")
+                    print("kernels: prepared case \(i) (winograd \(r.prepared.usesWinograd), direct grouped \(r.prepared.usesDirectGrouped), direct blocked \(r.prepared.usesDirectBlocked)) relative error \(e)")
                 }
             }
         }
@@ -202,13 +211,15 @@ struct KernelTests {
     @Test("a batch norm applied in the epilogue equals conv then batch norm; the weights come back bit for bit")
     func epilogueBatchNorm() throws {
         // GEMM (depth-blocked over 256, and a mixed-batch small plane), Winograd (folded instead), direct
-        // grouped, the 3-channel stem.
+        // grouped, the 3-channel stem, direct blocked (groups of 64 and 32 outputs).
         let cases: [(Conv2dConfig, n: Int, h: Int, w: Int, winograd: Bool, bias: Bool)] = [
             (Conv2dConfig(inChannels: 300, outChannels: 20, kernel: 1), 1, 9, 8, false, true),
             (Conv2dConfig(inChannels: 160, outChannels: 28, kernel: 3, padding: 1), 3, 5, 5, false, false),
             (Conv2dConfig(inChannels: 16, outChannels: 20, kernel: 3, padding: 1), 2, 9, 10, true, true),
             (Conv2dConfig(inChannels: 64, outChannels: 64, kernel: 3, stride: 2, padding: 1, groups: 16), 2, 11, 9, false, false),
             (Conv2dConfig(inChannels: 3, outChannels: 16, kernel: 7, stride: 2, padding: 3), 1, 21, 18, false, true),
+            (Conv2dConfig(inChannels: 160, outChannels: 64, kernel: 3, stride: 2, padding: 1), 2, 9, 8, false, true),
+            (Conv2dConfig(inChannels: 144, outChannels: 32, kernel: 3, padding: 1), 1, 6, 5, false, false),
         ]
         try Self.everyPath { set, threads in
             for (i, c) in cases.enumerated() {

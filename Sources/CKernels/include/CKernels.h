@@ -96,6 +96,24 @@ typedef struct ck_conv_io {
 /** y = act(conv(x) * scale + bias + residual), over all images, threaded. */
 void ck_conv_forward(const ck_conv *conv, const ck_conv_io *io);
 
+/* ---- Direct convolution in a channel-blocked layout (AVX-512F) -------------------------------- */
+
+/** Whether ck_direct_forward runs this geometry on this CPU: AVX-512F, groups == 1, input channels a
+ *  multiple of 16, output channels a multiple of 32, kernels from 3x3 to 7x7, equal strides of 1 or 2,
+ *  no dilation. */
+int ck_direct_supported(int groups, int out_channels, int in_channels, int kh, int kw, int sh, int sw, int dh,
+                        int dw);
+/** Floats `ck_direct_pack` writes (as many as the weights). */
+size_t ck_direct_packed_count(int out_channels, int in_channels, int kh, int kw);
+/** Reorders OIHW weights for ck_direct_forward: per group of 64 (or 32) output channels and block of 16
+ *  input channels, `[kh][kw][16 inputs][64 or 32 outputs]`; threaded. */
+void ck_direct_pack(const float *weight, int out_channels, int in_channels, int kh, int kw, float *packed);
+/** The inverse of ck_direct_pack (exact). */
+void ck_direct_unpack(const float *packed, int out_channels, int in_channels, int kh, int kw, float *weight);
+/** y = act(conv(x) * scale + bias + residual) like ck_conv_forward, for weights packed by
+ *  ck_direct_pack and a geometry ck_direct_supported accepts; threaded. */
+void ck_direct_forward(const ck_conv *conv, const ck_conv_io *io);
+
 /* ---- Winograd F(4x4, 3x3) for 3x3 stride-1 convolutions with padding 1 ------------------------- */
 
 /** Floats `ck_winograd_pack` writes: 36 transformed matrices `[out, in]` in the packed GEMM layout. */
