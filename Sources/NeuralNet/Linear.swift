@@ -1,6 +1,11 @@
+import CKernels
+
 /// A fully connected layer with weight `[out, in]` and optional bias; input `[N, in]`, output `[N, out]`.
 ///
-/// Forward is one GEMM against the transposed weight (`y = x * W^T + b`), with the bias added in one pass.
+/// Forward is `y = x * W^T + b` computed by the engine's own threaded kernel (`ck_linear`), not by CBLAS:
+/// OpenBLAS's worker thread keeps spinning after each call and would take CPU from the engine's workers
+/// during the next layers. Each output is one dot product summed in a fixed order by one thread, so the
+/// result depends neither on `Engine.threads` nor on the batch size.
 public struct Linear: Sendable {
     /// Weights `[outFeatures, inFeatures]`, row-major (PyTorch's layout).
     public let weight: [Float]
@@ -48,11 +53,11 @@ public struct Linear: Sendable {
                 guard let src = input.baseAddress else { return }
                 weight.withUnsafeBufferPointer { w in
                     guard let wBase = w.baseAddress else { return }
-                    GEMM.multiply(
-                        m: n, n: outFeatures, k: inFeatures, a: src, lda: inFeatures,
-                        b: wBase, ldb: inFeatures, transB: true, c: dst, ldc: outFeatures)
+                    // Sizes fit Int32: `init` and the check above ran GEMM.check on each of them.
                     withOptionalPointer(bias) { b in
-                        Epilogue.columns(dst, rows: n, rowLength: outFeatures, bias: b, activation: .none)
+                        ck_linear(
+                            src, Int32(truncatingIfNeeded: n), Int32(truncatingIfNeeded: inFeatures), wBase, b,
+                            Int32(truncatingIfNeeded: outFeatures), dst)
                     }
                     count = total
                 }

@@ -173,6 +173,15 @@ void ck_affine_relu_avg_pool_2x2(const float *in, ptrdiff_t in_image_stride, flo
 void ck_global_avg_pool(const float *in, ptrdiff_t in_image_stride, float *out, int images, int channels,
                         ptrdiff_t plane, const float *scale, const float *shift, int relu);
 
+/* ---- Fully connected layer ---------------------------------------------------------------------- */
+
+/** y[i][o] = sum_k x[i][k] * weight[o][k] + bias[o] for i < n, o < out_features: input [n][in_features],
+ *  weight [out_features][in_features] (PyTorch's layout), bias NULL or out_features values, y [n][out_features]
+ *  (fully overwritten), all row-major. Threaded over chunks of output features; each sum is computed by one
+ *  thread in a fixed order, so the result depends neither on the thread count nor on n. */
+void ck_linear(const float *x, int n, int in_features, const float *weight, const float *bias, int out_features,
+               float *y);
+
 #ifdef __cplusplus
 }
 #endif
