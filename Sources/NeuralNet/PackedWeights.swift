@@ -81,15 +81,19 @@ final class ConvKernelWeights: @unchecked Sendable {
     ///
     /// `scale` (one value per output channel, or nil) multiplies each output's sums before the bias; it
     /// is not supported for Winograd (`winogradEligible` with `specialize`): fold it into `weight` there.
+    ///
+    /// `directOnly` prepares the direct channel-blocked kernel whatever else would apply (the geometry
+    /// must be `directEligible`): Winograd layers keep such a copy for calls with few tiles.
     init(
         config c: Conv2dConfig, weight: UnsafePointer<Float>, scale: UnsafePointer<Float>? = nil, bias: UnsafePointer<Float>?,
-        specialize: Bool = false
+        specialize: Bool = false, directOnly: Bool = false
     ) {
         config = c
-        winograd = specialize && Self.winogradEligible(c)
+        winograd = specialize && !directOnly && Self.winogradEligible(c)
         precondition(!(winograd && scale != nil), "ConvKernelWeights: Winograd takes folded weights, not an output scale")
-        grouped = specialize && !winograd && Self.groupedEligible(c)
-        direct = specialize && !winograd && !grouped && Self.directEligible(c)
+        grouped = specialize && !directOnly && !winograd && Self.groupedEligible(c)
+        direct = directOnly || (specialize && !winograd && !grouped && Self.directEligible(c))
+        precondition(!directOnly || Self.directEligible(c), "ConvKernelWeights: directOnly needs a directEligible geometry")
         if direct {
             packed = AlignedFloats(count: ck_direct_packed_count(
                 Int32(c.outChannels), Int32(c.inChannels), Int32(c.kernelH), Int32(c.kernelW)))

@@ -9,8 +9,18 @@ public struct PreparedConv2d: Sendable {
     /// The geometry.
     public let config: Conv2dConfig
     let weights: ConvKernelWeights
-    /// The OIHW weights as given, kept only where `weights` cannot give them back (Winograd).
+    /// The OIHW weights as given, kept only where neither `weights` nor `few` can give them back
+    /// (Winograd on a geometry the direct kernel does not take).
     let original: [Float]?
+    /// For a Winograd layer, the same convolution (weights as given, batch norm in the epilogue) for the
+    /// direct channel-blocked kernel, run instead when a call has fewer than `fewTiles` output tiles of
+    /// 4x4 (small planes at small batches, where Winograd's panels of 32 tiles are mostly padding:
+    /// measured 2x faster at 14x14 and 4x at 7x7 for DenseNet's 128 -> 32 layers at batch 1, slower from
+    /// 28x28). Nil elsewhere, or where the direct kernel does not apply.
+    let few: ConvKernelWeights?
+
+    /// Calls of a Winograd layer with fewer output tiles than this (over the batch) run the direct kernel.
+    static let fewTiles = 48
 
     /// Packs `conv`'s weights (and copies its bias) into the kernels' layout. A 3x3 stride-1 convolution
     /// with padding 1, no groups and at most 128 channels in and out is prepared for Winograd F(4x4, 3x3)
@@ -25,7 +35,13 @@ public struct PreparedConv2d: Sendable {
                 ConvKernelWeights(config: conv.config, weight: w.baseAddress!, bias: b, specialize: true)
             }
         }
-        original = weights.winograd ? conv.weight : nil
+        few = weights.winograd && ConvKernelWeights.directEligible(conv.config)
+            ? conv.weight.withUnsafeBufferPointer { w in
+                withOptionalPointer(conv.bias) { b in
+                    ConvKernelWeights(config: conv.config, weight: w.baseAddress!, bias: b, directOnly: true)
+                }
+            } : nil
+        original = weights.winograd && few == nil ? conv.weight : nil
     }
 
     /// Prepares `conv` followed by `batchNorm` (if given) as one convolution, keeping `conv`'s weights
@@ -41,7 +57,24 @@ public struct PreparedConv2d: Sendable {
             return
         }
         if ConvKernelWeights.winogradEligible(conv.config) {
-            self.init(config: conv.config, weights: try PreparedConv2d(conv.folding(bn)).weights, original: conv.weight)
+            let folded = try conv.folding(bn)
+            let wino = folded.weight.withUnsafeBufferPointer { w in
+                withOptionalPointer(folded.bias) { b in
+                    ConvKernelWeights(config: conv.config, weight: w.baseAddress!, bias: b, specialize: true)
+                }
+            }
+            var few: ConvKernelWeights?
+            if ConvKernelWeights.directEligible(conv.config) {
+                let (scale, bias) = Self.epilogue(bias: conv.bias, batchNorm: bn)
+                few = conv.weight.withUnsafeBufferPointer { w in
+                    scale.withUnsafeBufferPointer { s in
+                        bias.withUnsafeBufferPointer { b in
+                            ConvKernelWeights(config: conv.config, weight: w.baseAddress!, scale: s.baseAddress!, bias: b.baseAddress!, directOnly: true)
+                        }
+                    }
+                }
+            }
+            self.init(config: conv.config, weights: wino, original: few == nil ? conv.weight : nil, few: few)
             return
         }
         self = try conv.weight.withUnsafeBufferPointer { (w) throws(NeuralNetError) in
@@ -79,27 +112,49 @@ public struct PreparedConv2d: Sendable {
             throw NeuralNetError(
                 "conv2d folding: batch norm has \(bn.channels) channels, the convolution has \(out) output channels")
         }
-        let (scale, shift) = bn.doubleScaleShift
-        let floatScale = scale.map { Float($0) }
-        var folded = [Float](repeating: 0, count: out)
-        for o in 0..<out { folded[o] = Float((bias.map { Double($0[o]) } ?? 0) * scale[o] + shift[o]) }
+        let (floatScale, folded) = Self.epilogue(bias: bias, batchNorm: bn)
         let weights = floatScale.withUnsafeBufferPointer { s in
             folded.withUnsafeBufferPointer { b in
                 ConvKernelWeights(config: config, weight: base, scale: s.baseAddress!, bias: b.baseAddress!, specialize: true)
             }
         }
-        self.init(config: config, weights: weights, original: nil)
+        self.init(config: config, weights: weights, original: nil, few: nil)
+    }
+
+    /// The epilogue of a convolution followed by `bn`: `y = sum * scale[o] + bias[o]` with `scale` of
+    /// `BatchNorm2d.doubleScaleShift` rounded to Float and `bias = (convBias or 0) * scale + shift`
+    /// computed in Double and rounded once.
+    static func epilogue(bias: [Float]?, batchNorm bn: BatchNorm2d) -> (scale: [Float], bias: [Float]) {
+        let (scale, shift) = bn.doubleScaleShift
+        var folded = [Float](repeating: 0, count: scale.count)
+        for o in 0..<scale.count { folded[o] = Float((bias.map { Double($0[o]) } ?? 0) * scale[o] + shift[o]) }
+        return (scale.map { Float($0) }, folded)
     }
 
     /// The OIHW weights this convolution was prepared from (before any batch norm), bit for bit.
     public func weightsAsGiven() -> [Float] {
-        original ?? weights.unpackedWeights() ?? []
+        original ?? few?.unpackedWeights() ?? weights.unpackedWeights() ?? []
     }
 
-    private init(config: Conv2dConfig, weights: ConvKernelWeights, original: [Float]?) {
+    private init(config: Conv2dConfig, weights: ConvKernelWeights, original: [Float]?, few: ConvKernelWeights?) {
         self.config = config
         self.weights = weights
         self.original = original
+        self.few = few
+    }
+
+    /// The prepared weights a call on `batch` images of `height` x `width` runs: the direct copy of a
+    /// Winograd layer when the call has fewer than `fewTiles` tiles, else the main ones.
+    func kernel(batch: Int, height: Int, width: Int) -> ConvKernelWeights {
+        guard let few else { return weights }
+        let (oh, ow) = outputSize(height: height, width: width)
+        return batch * ((oh + 3) / 4) * ((ow + 3) / 4) < Self.fewTiles ? few : weights
+    }
+
+    /// Whether a call on `batch` images of `height` x `width` runs Winograd F(4x4, 3x3) (false for a
+    /// Winograd layer's calls with few tiles, which run the direct kernel).
+    public func usesWinograd(batch: Int, height: Int, width: Int) -> Bool {
+        kernel(batch: batch, height: height, width: width).winograd
     }
 
     /// Whether this convolution runs as Winograd F(4x4, 3x3).
@@ -113,7 +168,7 @@ public struct PreparedConv2d: Sendable {
     public var usesDirectBlocked: Bool { weights.direct }
 
     /// Bytes of packed weights and bias this convolution holds.
-    public var byteCount: Int { weights.byteCount }
+    public var byteCount: Int { weights.byteCount + (few?.byteCount ?? 0) + (original?.count ?? 0) * MemoryLayout<Float>.stride }
 
     /// Runs the convolution on `batch` images.
     ///
@@ -136,7 +191,7 @@ public struct PreparedConv2d: Sendable {
         activation: Activation
     ) {
         let (oh, ow) = outputSize(height: height, width: width)
-        weights.run(
+        kernel(batch: batch, height: height, width: width).run(
             batch: batch, h: height, w: width, outH: oh, outW: ow,
             input: input, inputImageStride: inputImageStride,
             output: output, outputImageStride: outputImageStride,

@@ -251,14 +251,53 @@ struct KernelTests {
 
     @Test("Winograd F(4x4, 3x3) stays within 2e-5 of the direct method at 64 and 128 channels")
     func winogradWide() throws {
-        for (c, size) in [(64, 20), (128, 12)] {
+        // 7 x 7 = 49 tiles of 4x4: at least `fewTiles`, so Winograd runs (fewer go to the direct kernel).
+        for (c, size) in [(64, 28), (128, 28)] {
             let r = try Self.preparedCase(
                 Conv2dConfig(inChannels: c, outChannels: c, kernel: 3, padding: 1), n: 1, h: size, w: size,
                 prologue: false, seed: UInt64(c))
             #expect(r.prepared.usesWinograd)
+            #expect(r.prepared.usesWinograd(batch: 1, height: size, width: size))
             let e = Self.relativeError(r.ours, r.reference)
             print("kernels: winograd \(c) channels relative error \(e)")
             #expect(e <= 2e-5)
+        }
+    }
+
+    @Test("a Winograd layer runs the direct kernel on calls with fewer than 48 tiles, with or without a batch norm")
+    func winogradFewTiles() throws {
+        let config = Conv2dConfig(inChannels: 128, outChannels: 32, kernel: 3, padding: 1)
+        // (batch, size): 1 x 4 x 4 = 16 tiles and 3 x 2 x 2 = 12 (direct), 1 x 7 x 7 = 49 and 4 x 4 x 4 = 64 (Winograd).
+        let calls = [(1, 14, true), (3, 7, true), (1, 28, false), (4, 14, false)]
+        let direct = Engine.supportedInstructionSet == .avx512
+        for (i, (n, size, few)) in calls.enumerated() {
+            let r = try Self.preparedCase(config, n: n, h: size, w: size, prologue: i % 2 == 1, seed: UInt64(200 + i))
+            #expect(r.prepared.usesWinograd)
+            #expect(r.prepared.usesWinograd(batch: n, height: size, width: size) == !(few && direct), "call \(i)")
+            #expect(r.prepared.weightsAsGiven().elementsEqual(try Self.conv(config, seed: UInt64(200 + i)).weight) { $0.bitPattern == $1.bitPattern })
+            let e = Self.relativeError(r.ours, r.reference)
+            #expect(e <= 2e-5, "call \(i) (batch \(n), \(size)x\(size)): relative error \(e)")
+        }
+        // With a batch norm: Winograd folds it into its weights, the direct copy applies it in the epilogue.
+        let conv = try Self.conv(config, seed: 210)
+        let bn = try BatchNorm2d(
+            weight: Self.values(32, seed: 211).map { 0.5 + abs($0) }, bias: Self.values(32, seed: 212),
+            runningMean: Self.values(32, seed: 213), runningVar: Self.values(32, seed: 214).map { 0.2 + abs($0) }, eps: 1e-5)
+        let prepared = try PreparedConv2d(conv, batchNorm: bn)
+        #expect(prepared.weightsAsGiven().elementsEqual(conv.weight) { $0.bitPattern == $1.bitPattern })
+        for (n, size) in [(1, 7), (2, 28)] {
+            let x = try Tensor(shape: [n, 128, size, size], data: Self.values(n * 128 * size * size, seed: UInt64(215 + n)))
+            let reference = try bn(try Self.reference(conv, x), activation: .relu)
+            var out = [Float](repeating: .nan, count: reference.data.count)
+            x.data.withUnsafeBufferPointer { xp in
+                out.withUnsafeMutableBufferPointer { o in
+                    prepared.run(batch: n, height: size, width: size, input: xp.baseAddress!, inputImageStride: 128 * size * size,
+                                 output: o.baseAddress!, outputImageStride: 32 * size * size, activation: .relu)
+                }
+            }
+            #expect(prepared.usesWinograd(batch: n, height: size, width: size) == (size == 28 || !direct))
+            let e = Self.relativeError(out, reference.data)
+            #expect(e <= 2e-5, "batch norm, batch \(n), \(size)x\(size): relative error \(e)")
         }
     }
 
