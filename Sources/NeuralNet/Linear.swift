@@ -37,6 +37,24 @@ public struct Linear: Sendable {
         self.outFeatures = outFeatures
     }
 
+    /// Runs the layer on raw buffers: `batch` rows of `inFeatures` floats at `input` (row stride
+    /// `inFeatures`) into `batch` rows of `outFeatures` at `output`, then `max(y, 0)` if `activation` is
+    /// ReLU. For model graphs with a memory plan (no allocation); the caller guarantees the sizes and that
+    /// `batch` fits 32 bits.
+    public func run(batch: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, activation: Activation = .none) {
+        guard batch > 0 else { return }
+        weight.withUnsafeBufferPointer { w in
+            withOptionalPointer(bias) { b in
+                ck_linear(
+                    input, Int32(truncatingIfNeeded: batch), Int32(truncatingIfNeeded: inFeatures), w.baseAddress!, b,
+                    Int32(truncatingIfNeeded: outFeatures), output)
+            }
+        }
+        if activation == .relu {
+            for i in 0..<(batch * outFeatures) where output[i] < 0 { output[i] = 0 }
+        }
+    }
+
     /// `[N, inFeatures]` in, `[N, outFeatures]` out. Throws for any other input shape (flatten first).
     public func callAsFunction(_ x: Tensor) throws(NeuralNetError) -> Tensor {
         guard x.shape.count == 2, x.shape[1] == inFeatures else {

@@ -11,9 +11,11 @@ import NeuralNet
 /// branch's intermediates use two more, the shortcut one; the last convolution of a block adds the
 /// shortcut and applies ReLU as it stores its output (after SE gating when the block has it).
 struct ResNetGraph: Sendable {
+    /// The two 1x1 convolutions of squeeze-and-excitation, on 1x1 inputs: fully connected layers (run
+    /// as such: a GEMM lowering would pad each image's single column to a whole panel).
     struct SqueezeExcite: Sendable {
-        let fc1: PreparedConv2d
-        let fc2: PreparedConv2d
+        let fc1: Linear
+        let fc2: Linear
     }
 
     struct Block: Sendable {
@@ -55,9 +57,10 @@ struct ResNetGraph: Sendable {
             for u in b.convs { convs.append(try conv(u)) }
             var se: SqueezeExcite?
             if let s = b.se {
+                // The weights are [out, in, 1, 1]: as [out, in] they are the linear layers' weights.
                 se = SqueezeExcite(
-                    fc1: try store.conv(s.prefix + ".fc1", Conv2dConfig(inChannels: s.channels, outChannels: s.reduced, kernel: 1), foldingBatchNorm: nil, eps: eps),
-                    fc2: try store.conv(s.prefix + ".fc2", Conv2dConfig(inChannels: s.reduced, outChannels: s.channels, kernel: 1), foldingBatchNorm: nil, eps: eps))
+                    fc1: try store.linear(s.prefix + ".fc1", inFeatures: s.channels, outFeatures: s.reduced),
+                    fc2: try store.linear(s.prefix + ".fc2", inFeatures: s.reduced, outFeatures: s.channels))
             }
             let down = try b.downsample.map { (u) throws(ModelError) in try conv(u) }
             blocks.append(Block(stage: b.stage, convs: convs, se: se, downsample: down, zeroPad: b.zeroPad, reluBeforeSE: b.reluBeforeSE))
@@ -212,11 +215,14 @@ struct ResNetGraph: Sendable {
         }
         let squeezed = ws.buffer(Slot.squeezed, count: n * h.c)
         RawOps.globalAvgPool(h.pointer, inputImageStride: h.imageStride, output: squeezed, images: n, channels: h.c, plane: h.h * h.w)
-        let r = se.fc1.config.outChannels
+        guard se.fc1.inFeatures == h.c, se.fc2.outFeatures == h.c else {
+            throw ModelError(.shape, "resnet forward: squeeze-and-excitation of \(se.fc1.inFeatures) channels on a branch of \(h.c)")
+        }
+        let r = se.fc1.outFeatures
         let hidden = ws.buffer(Slot.hidden, count: n * r)
-        se.fc1.run(batch: n, height: 1, width: 1, input: squeezed, inputImageStride: h.c, output: hidden, outputImageStride: r, activation: .relu)
+        se.fc1.run(batch: n, input: squeezed, output: hidden, activation: .relu)
         let gates = ws.buffer(Slot.gates, count: n * h.c)
-        se.fc2.run(batch: n, height: 1, width: 1, input: hidden, inputImageStride: r, output: gates, outputImageStride: h.c, activation: .none)
+        se.fc2.run(batch: n, input: hidden, output: gates)
         for i in 0..<(n * h.c) { gates[i] = 1 / (1 + expf(-gates[i])) }
         RawOps.scaleChannels(h.pointer, gates: gates, residual: identity.pointer, images: n, channels: h.c, plane: h.h * h.w, activation: .relu)
     }
