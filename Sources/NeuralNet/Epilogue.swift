@@ -1,7 +1,6 @@
 /// The single pass over a layer's output that adds a per-row bias and applies the activation.
 ///
-/// `rows` rows of `rowLength` contiguous values (a channel's plane for a convolution, a sample's
-/// features for `Linear` with `perColumn`).
+/// `rows` rows of `rowLength` contiguous values (a channel's plane for the reference convolution).
 enum Epilogue {
     /// Adds `bias[r]` to every value of row `r` and applies `activation`, in one pass.
     @inline(__always)
@@ -28,29 +27,6 @@ enum Epilogue {
                     let y = p[i] + v
                     p[i] = y < 0 ? 0 : y
                 }
-            }
-        }
-    }
-
-    /// Adds `bias[j]` to column `j` of every row and applies `activation` (the layout of `Linear`'s output).
-    @inline(__always)
-    static func columns(
-        _ out: UnsafeMutablePointer<Float>, rows: Int, rowLength: Int, bias: UnsafePointer<Float>?,
-        activation: Activation
-    ) {
-        guard let b = bias else {
-            if activation == .relu { relu(out, count: rows * rowLength) }
-            return
-        }
-        for r in 0..<rows {
-            let p = out + r * rowLength
-            if activation == .relu {
-                for i in 0..<rowLength {
-                    let y = p[i] + b[i]
-                    p[i] = y < 0 ? 0 : y
-                }
-            } else {
-                for i in 0..<rowLength { p[i] += b[i] }
             }
         }
     }

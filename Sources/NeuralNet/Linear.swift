@@ -50,9 +50,7 @@ public struct Linear: Sendable {
                     Int32(truncatingIfNeeded: outFeatures), output)
             }
         }
-        if activation == .relu {
-            for i in 0..<(batch * outFeatures) where output[i] < 0 { output[i] = 0 }
-        }
+        if activation == .relu { Epilogue.relu(output, count: batch * outFeatures) }
     }
 
     /// `[N, inFeatures]` in, `[N, outFeatures]` out. Throws for any other input shape (flatten first).
