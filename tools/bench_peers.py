@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Inference latency of this package against PyTorch eager and ONNX Runtime, measured side by side.
 
-    .venv-ref/bin/python tools/bench_peers.py                 # everything (about 10 minutes)
+    .venv-ref/bin/python tools/bench_peers.py                 # everything (about 8-10 minutes)
     .venv-ref/bin/python tools/bench_peers.py --archs resnet18 --batches 1 --threads 2 --rounds 5
 
 What it does (see Benchmarks/README.md):
@@ -217,7 +217,7 @@ def main() -> int:
     ap.add_argument("--archs", nargs="+", default=ARCHS)
     ap.add_argument("--batches", nargs="+", type=int, default=[1, 8])
     ap.add_argument("--threads", nargs="+", type=int, default=[2, 1])
-    ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds per configuration")
+    ap.add_argument("--rounds", type=int, default=8, help="interleaved rounds per configuration")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--no-load", action="store_true", help="skip the Model.load timing")
