@@ -11,6 +11,9 @@
 #include "ck_internal.h"
 
 #include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #define T CK_NR /* tiles per panel */
 
@@ -179,12 +182,69 @@ static void panel_setup(const wino_job *job, int panel, panel_tiles *pt) {
     }
 }
 
+#if defined(__x86_64__)
+/* gather_patches with AVX-512 gathers: per patch element, one masked gather of 16 tiles' values (lanes
+ * whose value lies in the zero padding, or past the panel's tiles, read nothing and give 0). `off` holds
+ * each lane's offset of its patch's top-left corner (row y0, column x0) from the channel's plane. */
+__attribute__((target("avx512f,avx2,fma"))) static void gather_patches_avx512(const wino_job *job, const panel_tiles *pt,
+                                                                                  int ch, float (*patch)[T]) {
+    const ck_conv_io *io = job->io;
+    const int h = io->h, w = io->w;
+    for (int half = 0; half < T / 16; half++) {
+        const int l0 = half * 16;
+        int offs[16], ys[16], xs[16], imgs[16];
+        for (int l = 0; l < 16; l++) {
+            const int lane = l0 + l;
+            const int in_panel = lane < pt->count;
+            ys[l] = in_panel ? pt->oy[lane] - 1 : -100;
+            xs[l] = in_panel ? pt->ox[lane] - 1 : -100;
+            imgs[l] = in_panel ? pt->img[lane] : 0;
+            offs[l] = 0;
+        }
+        /* Offsets are relative to image 0's channel plane; images differ by in_batch_stride. */
+        const float *base = io->in + (ptrdiff_t)ch * h * w;
+        ptrdiff_t img_off[16];
+        int fits = 1;
+        for (int l = 0; l < 16; l++) {
+            /* lanes past the panel's tiles are masked off (their y is out of range): offset 0 */
+            img_off[l] = l0 + l < pt->count ? (ptrdiff_t)imgs[l] * io->in_batch_stride + (ptrdiff_t)ys[l] * w + xs[l] : 0;
+            if (img_off[l] < -(ptrdiff_t)w - 1 || img_off[l] > (ptrdiff_t)0x3fffffff) fits = 0;
+        }
+        if (!fits) { /* offsets beyond 32 bits (huge batches): the scalar path */
+            float tmp[36][T] __attribute__((aligned(64)));
+            gather_patches(job, pt, ch, tmp);
+            for (int k = 0; k < 36; k++)
+                for (int l = 0; l < 16; l++) patch[k][l0 + l] = tmp[k][l0 + l];
+            continue;
+        }
+        for (int l = 0; l < 16; l++) offs[l] = (int)img_off[l];
+        const __m512i vo = _mm512_loadu_si512(offs), vy = _mm512_loadu_si512(ys), vx = _mm512_loadu_si512(xs);
+        const __m512i hv = _mm512_set1_epi32(h), wv = _mm512_set1_epi32(w), zero = _mm512_setzero_si512();
+        for (int r = 0; r < 6; r++) {
+            const __m512i y = _mm512_add_epi32(vy, _mm512_set1_epi32(r));
+            const __mmask16 my = _mm512_cmpge_epi32_mask(y, zero) & _mm512_cmplt_epi32_mask(y, hv);
+            for (int c = 0; c < 6; c++) {
+                const __m512i x = _mm512_add_epi32(vx, _mm512_set1_epi32(c));
+                const __mmask16 m = my & _mm512_cmpge_epi32_mask(x, zero) & _mm512_cmplt_epi32_mask(x, wv);
+                const __m512i idx = _mm512_add_epi32(vo, _mm512_set1_epi32(r * w + c));
+                const __m512 g = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, base, 4);
+                _mm512_store_ps(&patch[r * 6 + c][l0], g);
+            }
+        }
+    }
+}
+#endif
+
 /* Input transform of channels [c0, c1) of a panel into v ([36][cin][T]). */
 static void transform_input(const wino_job *job, const panel_tiles *pt, int c0, int c1, float *v) {
     const int cin = job->cv->in_channels;
     float patch[36][T] __attribute__((aligned(64)));
     for (int ch = c0; ch < c1; ch++) {
-        gather_patches(job, pt, ch, patch);
+#if defined(__x86_64__)
+        if (job->wide) gather_patches_avx512(job, pt, ch, patch);
+        else
+#endif
+            gather_patches(job, pt, ch, patch);
 #if defined(__x86_64__)
         if (job->wide) input_transform_avx512(patch, v + (size_t)ch * T, (ptrdiff_t)cin * T);
         else
@@ -241,6 +301,59 @@ static void output_stage(const wino_job *job, const panel_tiles *pt, int p, cons
     }
 }
 
+#if defined(__x86_64__)
+/* output_stage with AVX-512: per output channel and patch element (u, x), 16 tiles at a time: the bias,
+ * a gathered residual and ReLU in vector registers, then a masked scatter (lanes past the panel's tiles
+ * or outside the output plane store nothing). The same arithmetic as output_stage, element by element. */
+__attribute__((target("avx512f,avx2,fma"))) static int output_stage_avx512(const wino_job *job, const panel_tiles *pt,
+                                                                              int p, const float *m) {
+    const ck_conv *cv = job->cv;
+    const ck_conv_io *io = job->io;
+    const int oh = io->oh, ow = io->ow;
+    const ptrdiff_t plane = (ptrdiff_t)oh * ow;
+    int offs[T], rofs[T], oys[T], oxs[T];
+    for (int l = 0; l < T; l++) {
+        const int in_panel = l < pt->count;
+        const ptrdiff_t o = in_panel ? (ptrdiff_t)pt->img[l] * io->out_batch_stride + (ptrdiff_t)pt->oy[l] * ow + pt->ox[l] : 0;
+        const ptrdiff_t r = in_panel && io->residual ? (ptrdiff_t)pt->img[l] * io->residual_batch_stride + (ptrdiff_t)pt->oy[l] * ow + pt->ox[l] : 0;
+        /* 32-bit offsets only: channel planes are added to the base pointer below */
+        if (o > 0x3fffffff || r > 0x3fffffff) return 0;
+        offs[l] = (int)o;
+        rofs[l] = (int)r;
+        oys[l] = in_panel ? pt->oy[l] : oh;
+        oxs[l] = in_panel ? pt->ox[l] : ow;
+    }
+    float y[16][T] __attribute__((aligned(64)));
+    int mv = cv->out_channels - p * CK_MR;
+    if (mv > CK_MR) mv = CK_MR;
+    const __m512 zero = _mm512_setzero_ps();
+    for (int r = 0; r < mv; r++) {
+        const int o = p * CK_MR + r;
+        output_transform_avx512(m + (size_t)r * T, (ptrdiff_t)CK_MR * T, y);
+        const __m512 bias = _mm512_set1_ps(cv->bias ? cv->bias[o] : 0.0f);
+        float *dst = io->out + (ptrdiff_t)o * plane;
+        const float *res = io->residual ? io->residual + (ptrdiff_t)o * plane : NULL;
+        for (int half = 0; half < T / 16; half++) {
+            const int l0 = half * 16;
+            const __m512i vo = _mm512_loadu_si512(offs + l0), vr = _mm512_loadu_si512(rofs + l0);
+            const __m512i vy = _mm512_loadu_si512(oys + l0), vx = _mm512_loadu_si512(oxs + l0);
+            for (int u = 0; u < 4; u++) {
+                const __mmask16 mu = _mm512_cmplt_epi32_mask(_mm512_add_epi32(vy, _mm512_set1_epi32(u)), _mm512_set1_epi32(oh));
+                for (int x = 0; x < 4; x++) {
+                    const __mmask16 mk = mu & _mm512_cmplt_epi32_mask(_mm512_add_epi32(vx, _mm512_set1_epi32(x)), _mm512_set1_epi32(ow));
+                    const __m512i d = _mm512_set1_epi32(u * ow + x);
+                    __m512 v = _mm512_add_ps(_mm512_load_ps(&y[u * 4 + x][l0]), bias);
+                    if (res) v = _mm512_add_ps(v, _mm512_mask_i32gather_ps(zero, mk, _mm512_add_epi32(vr, d), res, 4));
+                    if (io->relu) v = _mm512_max_ps(zero, v);
+                    _mm512_mask_i32scatter_ps(dst, mk, _mm512_add_epi32(vo, d), v, 4);
+                }
+            }
+        }
+    }
+    return 1;
+}
+#endif
+
 static void wino_task(void *context, int task, int worker) {
     (void)worker;
     const wino_job *job = context;
@@ -272,6 +385,9 @@ static void wino_task(void *context, int task, int worker) {
             const float *a = cv->packed + ((size_t)xi * job->mp + p) * cin * CK_MR;
             job->kernel(cin, a, v + (size_t)xi * cin * T, m + (size_t)xi * CK_MR * T, T, rows, T, 1, 1, NULL, NULL, NULL, 0, 0);
         }
+#if defined(__x86_64__)
+        if (job->wide && output_stage_avx512(job, &pt, p, m)) continue;
+#endif
         output_stage(job, &pt, p, m);
     }
 }
@@ -302,6 +418,9 @@ static void wino_output_task(void *context, int task, int worker) {
     const int p = task % job->mp, panel = task / job->mp;
     panel_tiles pt;
     panel_setup(job, panel, &pt);
+#if defined(__x86_64__)
+    if (job->wide && output_stage_avx512(job, &pt, p, shared_m(job, panel, p))) return;
+#endif
     output_stage(job, &pt, p, shared_m(job, panel, p));
 }
 
