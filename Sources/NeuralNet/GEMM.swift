@@ -9,13 +9,13 @@
 /// All matrices are row-major. Callers check their dimensions once with `check` (CBLAS takes 32-bit
 /// sizes) before entering unchecked loops.
 enum GEMM {
-    /// The largest dimension or leading dimension CBLAS accepts.
+    /// The largest dimension or leading dimension CBLAS and the C kernels (32-bit sizes) accept.
     static let maxDimension = Int(Int32.max)
 
-    /// Throws unless every value fits CBLAS's 32-bit integer arguments.
+    /// Throws unless every value fits the 32-bit integer arguments of CBLAS and the C kernels.
     static func check(_ op: String, _ dims: Int...) throws(NeuralNetError) {
         for d in dims where d < 0 || d > maxDimension {
-            throw NeuralNetError("\(op): matrix dimension \(d) exceeds what CBLAS accepts (\(maxDimension))")
+            throw NeuralNetError("\(op): matrix dimension \(d) exceeds the 32-bit sizes the kernels accept (\(maxDimension))")
         }
     }
 
