@@ -7,17 +7,18 @@
  *   1. the input is copied once into a zero-padded, channel-blocked buffer Xp[image][c / 16][hp][wp][16]
  *      (with the input prologue x -> max(x * s + t, 0) applied to real values; padding stays 0);
  *   2. per task (a group of OCB x 16 output channels and a chunk of output positions over the batch),
- *      per pass over as many blocks of 16 input channels as keep their weights within 32 KiB (one for
- *      3x3 kernels: 16 x 3 x 3 x OCB x 16 floats, 36 KiB for OCB = 4): every tile of NP output
- *      positions accumulates, in NP x OCB zmm registers, the blocks' 16 channels x kh x kw taps (weight
- *      vectors of 16 output channels, broadcast input values) on top of the previous passes' sums kept
- *      in Y[group][position][OCB * 16]; the weights stay in L1 while the tiles go by;
+ *      per block of 16 input channels: every tile of NP output positions accumulates, in NP x OCB zmm
+ *      registers, the block's 16 channels x kh x kw taps (weight vectors of 16 output channels,
+ *      broadcast input values) on top of the previous blocks' sums kept in Y[group][position][OCB * 16];
+ *      the block's weights (16 x kh x kw x OCB x 16 floats, 36 KiB for a 3x3 kernel and OCB = 4) stay
+ *      in L1 while the tiles go by;
  *   3. the task stores its sums to the NCHW output: fmaf(sum, scale, bias), then the residual, then ReLU
  *      (the micro-kernels' epilogue arithmetic).
  * Weights are packed once as [group][c / 16][kh][kw][16 inputs][OCB * 16 outputs], an exact reordering.
  * Every output's sum runs over (input block, kh, kw, input) in the same order at any thread count.
  * 1x1 convolutions stay on the packed GEMM: there the copy into the blocked layout and the strided store
- * cost as much as the GEMM's packing (measured 2x slower at 56 x 56, equal at 14 x 14 and 7 x 7). */
+ * cost as much as the GEMM's packing (measured 2x slower at 56 x 56, equal at 14 x 14 and 7 x 7 at
+ * batch 1, slower at batch 8). */
 #include "ck_internal.h"
 
 #include <math.h>
@@ -88,7 +89,6 @@ typedef struct direct_job {
     const ck_conv_io *io;
     int ocb, g;              /* blocks of 16 outputs per group, outputs per group (ocb * 16) */
     int groups_n, icb_n;     /* output groups, input blocks */
-    int cbs;                 /* input blocks per pass over the tiles (their weights stay in L1) */
     int hp, wp;              /* padded input size */
     size_t xp_image;         /* floats per image of Xp */
     int plane, positions;    /* output positions per image, over the batch */
@@ -135,22 +135,21 @@ static void direct_input_task(void *context, int task, int worker) {
 #endif
 
 /* One tile: NP positions (base pointers px into Xp at block 0, tap (0, 0)) x OCB blocks of 16 outputs,
- * over input blocks [cb0, cb1), adding to (or, from block 0, starting) the sums at ys (position p at
+ * over input block cb, adding to (or, for block 0, starting) the sums at ys (position p at
  * ys + p * OCB * 16). */
 #define DIRECT_TILE(OCB, NP)                                                                                \
-    CK_AVX512 static void tile_##OCB##_##NP(const direct_job *j, int grp, int cb0, int cb1,                 \
-                                            const float *const *px, float *ys) {                           \
+    CK_AVX512 static void tile_##OCB##_##NP(const direct_job *j, int grp, int cb, const float *const *px,  \
+                                            float *ys) {                                                   \
         const ck_conv *cv = j->cv;                                                                         \
         const int kh = cv->kh, kw = cv->kw;                                                                \
         __m512 acc[NP][OCB];                                                                               \
-        if (cb0 == 0) {                                                                                    \
+        if (cb == 0) {                                                                                     \
             for (int p = 0; p < NP; p++)                                                                   \
                 for (int b = 0; b < OCB; b++) acc[p][b] = _mm512_setzero_ps();                             \
         } else {                                                                                           \
             for (int p = 0; p < NP; p++)                                                                   \
                 for (int b = 0; b < OCB; b++) acc[p][b] = _mm512_loadu_ps(ys + (size_t)p * OCB * 16 + b * 16); \
         }                                                                                                  \
-        for (int cb = cb0; cb < cb1; cb++) {                                                               \
         const size_t blockoff = (size_t)cb * j->hp * j->wp * 16;                                           \
         const float *wb = cv->packed + ((size_t)grp * j->icb_n + cb) * kh * kw * 16 * OCB * 16;            \
         for (int y = 0; y < kh; y++) {                                                                     \
@@ -166,7 +165,6 @@ static void direct_input_task(void *context, int task, int worker) {
                     }                                                                                      \
                 }                                                                                          \
             }                                                                                              \
-        }                                                                                                  \
         }                                                                                                  \
         for (int p = 0; p < NP; p++)                                                                       \
             for (int b = 0; b < OCB; b++) _mm512_storeu_ps(ys + (size_t)p * OCB * 16 + b * 16, acc[p][b]); \
@@ -203,8 +201,7 @@ CK_AVX512 static void direct_task(void *context, int task, int worker) {
     /* Scratch for a tile whose last positions lie past the end: computed on repeated positions and
      * dropped. */
     float spill[24 * 64] __attribute__((aligned(64)));
-    for (int cb = 0; cb < j->icb_n; cb += j->cbs) {
-        const int cb1 = cb + j->cbs < j->icb_n ? cb + j->cbs : j->icb_n;
+    for (int cb = 0; cb < j->icb_n; cb++) {
         for (int t = t0; t < t1; t++) {
             const int p0 = t * j->np;
             const int valid = j->positions - p0 < j->np ? j->positions - p0 : j->np;
@@ -216,8 +213,8 @@ CK_AVX512 static void direct_task(void *context, int task, int worker) {
                 memcpy(spill, ys, (size_t)valid * j->g * sizeof(float));
                 ys = spill;
             }
-            if (j->ocb == 4) tile_4_6(j, grp, cb, cb1, px, ys);
-            else tile_2_12(j, grp, cb, cb1, px, ys);
+            if (j->ocb == 4) tile_4_6(j, grp, cb, px, ys);
+            else tile_2_12(j, grp, cb, px, ys);
             if (valid < j->np) memcpy(ygrp + (size_t)p0 * j->g, spill, (size_t)valid * j->g * sizeof(float));
         }
     }
@@ -259,8 +256,6 @@ void ck_direct_forward(const ck_conv *cv, const ck_conv_io *io) {
     j.np = 24 / j.ocb;
     j.groups_n = cv->out_channels / j.g;
     j.icb_n = cv->in_channels / 16;
-    j.cbs = 32768 / (cv->kh * cv->kw * 16 * j.g * (int)sizeof(float));
-    if (j.cbs < 1) j.cbs = 1;
     /* Padded so that every tap of every output position lies inside. */
     j.hp = (io->oh - 1) * cv->sh + cv->kh;
     j.wp = (io->ow - 1) * cv->sw + cv->kw;
