@@ -5,20 +5,22 @@
  *
  * Per call:
  *   1. the input is copied once into a zero-padded, channel-blocked buffer Xp[image][c / 16][hp][wp][16]
- *      (with the input prologue x -> max(x * s + t, 0) applied to real values; padding stays 0);
+ *      (with the input prologue x -> max(x * s + t, 0) applied to real values; padding stays 0), 16
+ *      channels x 16 columns at a time through a register transpose;
  *   2. per task (a group of OCB x 16 output channels and a chunk of output positions over the batch),
  *      per block of 16 input channels: every tile of NP output positions accumulates, in NP x OCB zmm
  *      registers, the block's 16 channels x kh x kw taps (weight vectors of 16 output channels,
  *      broadcast input values) on top of the previous blocks' sums kept in Y[group][position][OCB * 16];
  *      the block's weights (16 x kh x kw x OCB x 16 floats, 36 KiB for a 3x3 kernel and OCB = 4) stay
  *      in L1 while the tiles go by;
- *   3. the task stores its sums to the NCHW output: fmaf(sum, scale, bias), then the residual, then ReLU
- *      (the micro-kernels' epilogue arithmetic).
+ *   3. the task stores its sums to the NCHW output, 16 positions x 16 channels at a time through the
+ *      same transpose: fmaf(sum, scale, bias), then the residual, then ReLU (the micro-kernels' epilogue
+ *      arithmetic).
  * Weights are packed once as [group][c / 16][kh][kw][16 inputs][OCB * 16 outputs], an exact reordering.
  * Every output's sum runs over (input block, kh, kw, input) in the same order at any thread count.
- * 1x1 convolutions stay on the packed GEMM: there the copy into the blocked layout and the strided store
- * cost as much as the GEMM's packing (measured 2x slower at 56 x 56, equal at 14 x 14 and 7 x 7 at
- * batch 1, slower at batch 8). */
+ * 1x1 convolutions stay on the packed GEMM: a pass over 16 input channels is only 16 steps there, so the
+ * sums are reloaded and stored every 16 steps (measured, with the earlier scalar copy and store, 2x
+ * slower at 56 x 56, equal at 14 x 14 and 7 x 7 at batch 1, slower at batch 8). */
 #include "ck_internal.h"
 
 #include <math.h>
@@ -97,8 +99,37 @@ typedef struct direct_job {
     float *y;                /* sums [group][position][g] */
 } direct_job;
 
-/* Step 1, one task per (image, input block): Xp[image][block] with zero borders. */
-static void direct_input_task(void *context, int task, int worker) {
+/* Transposes 16 rows of 16 floats: on return r[x] holds (row 0 ... row 15)[x]. */
+CK_AVX512 static inline void transpose16(__m512 r[16]) {
+    __m512 t[16], u[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    /* per group of 4 rows q: u[4q + m] holds, in 128-bit lane k, column 4k + m of rows 4q ... 4q + 3 */
+    for (int q = 0; q < 4; q++) {
+        const __m512d a = _mm512_castps_pd(t[4 * q]), b = _mm512_castps_pd(t[4 * q + 2]);
+        const __m512d c = _mm512_castps_pd(t[4 * q + 1]), d = _mm512_castps_pd(t[4 * q + 3]);
+        u[4 * q] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+        u[4 * q + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+        u[4 * q + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, d));
+        u[4 * q + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d));
+    }
+    for (int m = 0; m < 4; m++) {
+        const __m512 p = _mm512_shuffle_f32x4(u[m], u[4 + m], 0x88), q = _mm512_shuffle_f32x4(u[m], u[4 + m], 0xDD);
+        const __m512 p2 = _mm512_shuffle_f32x4(u[8 + m], u[12 + m], 0x88);
+        const __m512 q2 = _mm512_shuffle_f32x4(u[8 + m], u[12 + m], 0xDD);
+        r[m] = _mm512_shuffle_f32x4(p, p2, 0x88);
+        r[8 + m] = _mm512_shuffle_f32x4(p, p2, 0xDD);
+        r[4 + m] = _mm512_shuffle_f32x4(q, q2, 0x88);
+        r[12 + m] = _mm512_shuffle_f32x4(q, q2, 0xDD);
+    }
+}
+
+/* Step 1, one task per (image, input block): Xp[image][block] with zero borders. The 16 channel planes
+ * are read 16 columns at a time and transposed in registers; the prologue x -> max(x * s + t, 0) is a
+ * multiply then an add, as in the GEMM's packing. */
+CK_AVX512 static void direct_input_task(void *context, int task, int worker) {
     (void)worker;
     const direct_job *j = context;
     const ck_conv_io *io = j->io;
@@ -108,22 +139,27 @@ static void direct_input_task(void *context, int task, int worker) {
     float *dst = j->xp + (size_t)img * j->xp_image + (size_t)cb * j->hp * j->wp * 16;
     memset(dst, 0, (size_t)j->hp * j->wp * 16 * sizeof(float));
     const float *src = io->in + (ptrdiff_t)img * io->in_batch_stride + (size_t)cb * 16 * h * w;
+    const int pro = io->in_scale != NULL;
+    __m512 sv[16], tv[16];
     for (int c = 0; c < 16; c++) {
-        const float *plane = src + (size_t)c * h * w;
-        const int ch = cb * 16 + c;
-        const int pro = io->in_scale != NULL;
-        const float s = pro ? io->in_scale[ch] : 1.0f, t = pro ? io->in_shift[ch] : 0.0f;
-        for (int y = 0; y < h; y++) {
-            float *row = dst + ((size_t)(y + cv->ph) * j->wp + cv->pw) * 16 + c;
-            const float *in = plane + (size_t)y * w;
-            if (pro) {
-                for (int x = 0; x < w; x++) {
-                    float v = in[x] * s + t;
-                    row[(size_t)x * 16] = v < 0 ? 0 : v;
-                }
-            } else {
-                for (int x = 0; x < w; x++) row[(size_t)x * 16] = in[x];
+        sv[c] = _mm512_set1_ps(pro ? io->in_scale[cb * 16 + c] : 1.0f);
+        tv[c] = _mm512_set1_ps(pro ? io->in_shift[cb * 16 + c] : 0.0f);
+    }
+    const size_t inplane = (size_t)h * w;
+    for (int y = 0; y < h; y++) {
+        float *row = dst + ((size_t)(y + cv->ph) * j->wp + cv->pw) * 16;
+        const float *in = src + (size_t)y * w;
+        for (int x0 = 0; x0 < w; x0 += 16) {
+            const int n = w - x0 < 16 ? w - x0 : 16;
+            const __mmask16 m = n == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
+            __m512 r[16];
+            for (int c = 0; c < 16; c++) {
+                __m512 v = _mm512_maskz_loadu_ps(m, in + c * inplane + x0);
+                if (pro) v = _mm512_max_ps(_mm512_setzero_ps(), _mm512_add_ps(_mm512_mul_ps(v, sv[c]), tv[c]));
+                r[c] = v;
             }
+            transpose16(r);
+            for (int x = 0; x < n; x++) _mm512_storeu_ps(row + (size_t)(x0 + x) * 16, r[x]);
         }
     }
 }
@@ -218,30 +254,36 @@ CK_AVX512 static void direct_task(void *context, int task, int worker) {
             if (valid < j->np) memcpy(ygrp + (size_t)p0 * j->g, spill, (size_t)valid * j->g * sizeof(float));
         }
     }
-    /* Store: per output channel of the group, per run of positions within one image. */
+    /* Store: per run of positions within one image, per 16 positions x 16 channels transposed in
+     * registers, fmaf(sum, scale, bias), then the residual, then ReLU. */
     const int pend = t1 * j->np < j->positions ? t1 * j->np : j->positions;
-    const int pstart = t0 * j->np;
-    for (int oc = 0; oc < j->g; oc++) {
-        const int o = grp * j->g + oc;
-        const float sc = cv->scale ? cv->scale[o] : 1.0f, bi = cv->bias ? cv->bias[o] : 0.0f;
-        int pos = pstart;
-        while (pos < pend) {
-            const int img = pos / j->plane, r = pos % j->plane;
-            int run = j->plane - r;
-            if (run > pend - pos) run = pend - pos;
-            float *dst = io->out + (ptrdiff_t)img * io->out_batch_stride + (size_t)o * j->plane + r;
-            const float *res = io->residual
-                                   ? io->residual + (ptrdiff_t)img * io->residual_batch_stride + (size_t)o * j->plane + r
-                                   : NULL;
-            const float *src = ygrp + (size_t)pos * j->g + oc;
-            for (int x = 0; x < run; x++) {
-                float v = fmaf(src[(size_t)x * j->g], sc, bi);
-                if (res) v += res[x];
-                if (io->relu) v = v < 0 ? 0 : v;
-                dst[x] = v;
+    int pos = t0 * j->np;
+    while (pos < pend) {
+        const int img = pos / j->plane, r0 = pos % j->plane;
+        int run = j->plane - r0;
+        if (run > pend - pos) run = pend - pos;
+        for (int x0 = 0; x0 < run; x0 += 16) {
+            const int n = run - x0 < 16 ? run - x0 : 16;
+            const __mmask16 m = n == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
+            const float *src = ygrp + (size_t)(pos + x0) * j->g;
+            for (int cb = 0; cb < j->ocb; cb++) {
+                __m512 v[16];
+                for (int x = 0; x < 16; x++)
+                    v[x] = x < n ? _mm512_loadu_ps(src + (size_t)x * j->g + cb * 16) : _mm512_setzero_ps();
+                transpose16(v);
+                for (int c = 0; c < 16; c++) {
+                    const int o = grp * j->g + cb * 16 + c;
+                    const size_t at = (size_t)o * j->plane + r0 + x0;
+                    __m512 y = _mm512_fmadd_ps(v[c], _mm512_set1_ps(cv->scale ? cv->scale[o] : 1.0f),
+                                               _mm512_set1_ps(cv->bias ? cv->bias[o] : 0.0f));
+                    if (io->residual)
+                        y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(m, io->residual + (ptrdiff_t)img * io->residual_batch_stride + at));
+                    if (io->relu) y = _mm512_max_ps(_mm512_setzero_ps(), y);
+                    _mm512_mask_storeu_ps(io->out + (ptrdiff_t)img * io->out_batch_stride + at, m, y);
+                }
             }
-            pos += run;
         }
+        pos += run;
     }
 }
 

@@ -187,6 +187,10 @@ struct KernelTests {
             Case(config: Conv2dConfig(inChannels: 144, outChannels: 32, kernel: 3, padding: 1), n: 1, h: 5, w: 5, prologue: true, winograd: false, bound: 1e-5, direct: true),
             Case(config: Conv2dConfig(inChannels: 32, outChannels: 64, kernel: 5, padding: 2), n: 1, h: 8, w: 9, prologue: false, winograd: false, bound: 1e-5, direct: true),
             Case(config: Conv2dConfig(inChannels: 16, outChannels: 32, kernel: 7, stride: 2, padding: 3), n: 2, h: 13, w: 12, prologue: true, winograd: false, bound: 1e-5, direct: true),
+            // Rows wider than 16 and 32: the input copy and the store transpose 16 columns at a time,
+            // with a partial block at the end of each row.
+            Case(config: Conv2dConfig(inChannels: 160, outChannels: 64, kernel: 3, padding: 1), n: 2, h: 5, w: 37, prologue: true, winograd: false, bound: 1e-5, direct: true),
+            Case(config: Conv2dConfig(inChannels: 48, outChannels: 32, kernel: 3, stride: 2, padding: 1), n: 1, h: 6, w: 35, prologue: false, winograd: false, bound: 1e-5, direct: true),
         ]
         var oneThread: [Int: [Float]] = [:]
         try Self.everyPath { set, threads in
