@@ -23,7 +23,6 @@
  * slower at 56 x 56, equal at 14 x 14 and 7 x 7 at batch 1, slower at batch 8). */
 #include "ck_internal.h"
 
-#include <math.h>
 #include <string.h>
 
 /* Output channels per group: OCB blocks of 16; positions per tile: NP (OCB x NP = 24 accumulators). */
