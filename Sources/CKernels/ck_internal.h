@@ -32,6 +32,11 @@ ck_epilogue_fn ck_epilogue(void);
 /** The micro-kernel of the level in use. */
 ck_kernel_fn ck_kernel(void);
 
+/** The share of `threads` threads' time spent working when tasks of the given sizes (in any unit) are
+ *  taken in order, each by the thread that is free first (1 when there is nothing to do). Layers decide
+ *  with it whether whole tasks balance well enough or must also be split by output channels. */
+double ck_task_balance(int count, const double *sizes, int threads);
+
 /** A 64-byte aligned scratch buffer of at least `count` floats owned by the calling thread (slot 0 ... 3). */
 float *ck_scratch(int slot, size_t count);
 

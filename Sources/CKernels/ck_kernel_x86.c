@@ -84,6 +84,11 @@ CK_AVX512 void ck_kernel_avx512(int kc, const float *a, const float *b, float *c
            c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00,
            c80 = c00, c81 = c00, c90 = c00, c91 = c00, c100 = c00, c101 = c00, c110 = c00, c111 = c00;
     for (int k = 0; k < kc; k++) {
+        /* B streams from L2 (a packed block is reused across weight panels, but one panel outgrows L1
+         * beside the others): fetch its rows 8 steps ahead (past the panel's end that is the next
+         * panel, which the next call reads). Measured 2-8% faster per 1x1 layer of ResNet-50 at batch 1. */
+        _mm_prefetch((const char *)(b + 8 * CK_NR), _MM_HINT_T0);
+        _mm_prefetch((const char *)(b + 8 * CK_NR + 16), _MM_HINT_T0);
         __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
         ROW512(0); ROW512(1); ROW512(2); ROW512(3); ROW512(4); ROW512(5);
         ROW512(6); ROW512(7); ROW512(8); ROW512(9); ROW512(10); ROW512(11);

@@ -1,6 +1,8 @@
 /* CPU detection, the worker pool and per-thread scratch memory. */
 #include "ck_internal.h"
 
+#define CK_MAX_THREADS 64
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -72,6 +74,21 @@ ck_kernel_fn ck_kernel(void) {
     }
 }
 
+double ck_task_balance(int count, const double *sizes, int threads) {
+    if (threads <= 1 || count <= 0) return 1.0;
+    double load[CK_MAX_THREADS] = {0}, total = 0, longest = 0;
+    if (threads > CK_MAX_THREADS) threads = CK_MAX_THREADS;
+    for (int i = 0; i < count; i++) {
+        int t = 0;
+        for (int u = 1; u < threads; u++)
+            if (load[u] < load[t]) t = u;
+        load[t] += sizes[i];
+        total += sizes[i];
+        if (load[t] > longest) longest = load[t];
+    }
+    return longest > 0 ? total / (threads * longest) : 1.0;
+}
+
 /* ---- Scratch ----------------------------------------------------------------------------------- */
 
 typedef struct scratch_slots {
@@ -112,8 +129,6 @@ float *ck_scratch(int slot, size_t count) {
 }
 
 /* ---- Worker pool ------------------------------------------------------------------------------- */
-
-#define CK_MAX_THREADS 64
 
 static atomic_int g_threads = 0; /* 0: not set yet, use the CPU count */
 static pthread_mutex_t g_job_lock = PTHREAD_MUTEX_INITIALIZER;
