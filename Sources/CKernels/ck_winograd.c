@@ -1,11 +1,14 @@
-/* Winograd F(4x4, 3x3) for 3x3 convolutions with stride 1 and padding 1 (Lavin & Gray 2016).
+/* Winograd F(4x4, 3x3) and F(2x2, 3x3) for 3x3 convolutions with stride 1 and padding 1 (Lavin & Gray
+ * 2016). With output tiles of m x m (m = 4 or 2) and input patches of a x a (a = m + 2):
  *
- * Per work item (a panel of CK_NR = 32 output tiles of 4x4, and a range of weight panels):
- *   1. the 6x6 input patches of the 32 tiles are transformed, V = B^T d B, into the packed GEMM layout
- *      V[36][in_channels][32];
- *   2. for each panel of CK_MR output channels, 36 GEMMs M[xi] = U[xi] V[xi] (U = G g G^T, packed
+ * Per work item (a panel of CK_NR = 32 output tiles, and a range of weight panels):
+ *   1. the input patches of the 32 tiles are transformed, V = B^T d B, into the packed GEMM layout
+ *      V[a * a][in_channels][32];
+ *   2. for each panel of CK_MR output channels, a * a GEMMs M[xi] = U[xi] V[xi] (U = G g G^T, packed
  *      once at load) run through the same micro-kernel as every convolution;
- *   3. the output transform Y = A^T M A adds bias and residual, applies ReLU and stores the 4x4 tiles.
+ *   3. the output transform Y = A^T M A adds bias and residual, applies ReLU and stores the m x m tiles.
+ * F(4x4) needs 4x fewer multiplications than the direct method, F(2x2) 2.25x; F(2x2) wastes less on
+ * small planes (a 14 x 14 plane is 49 tiles of 2x2, but 16 of 4x4 that fill half a 32-tile panel).
  * The transforms are written as loops over the 32 tiles of a panel so that the compiler vectorises them;
  * they are compiled twice, for AVX-512F and for the baseline, and picked at run time. */
 #include "ck_internal.h"
@@ -17,13 +20,37 @@
 
 #define T CK_NR /* tiles per panel */
 
-size_t ck_winograd_packed_count(int out_channels, int in_channels) {
+/* Floats of a * a transformed matrices [out, in] in the packed GEMM layout. */
+static size_t packed_count(int a, int out_channels, int in_channels) {
     size_t panels = ((size_t)out_channels + CK_MR - 1) / CK_MR;
-    return 36 * panels * (size_t)in_channels * CK_MR;
+    return (size_t)a * a * panels * (size_t)in_channels * CK_MR;
+}
+
+size_t ck_winograd_packed_count(int out_channels, int in_channels) { return packed_count(6, out_channels, in_channels); }
+
+/* U = G g G^T (in double) for G of a x 3, packed as a * a GEMM matrices [out, in] in the panel layout. */
+static void pack(const double (*G)[3], int a, const float *weight, int out_channels, int in_channels, float *packed) {
+    const int panels = (out_channels + CK_MR - 1) / CK_MR;
+    for (int o = 0; o < panels * CK_MR; o++) {
+        for (int c = 0; c < in_channels; c++) {
+            double u[6][6];
+            memset(u, 0, sizeof u);
+            if (o < out_channels) {
+                const float *g = weight + ((size_t)o * in_channels + c) * 9;
+                double t[6][3];
+                for (int i = 0; i < a; i++)
+                    for (int j = 0; j < 3; j++) t[i][j] = G[i][0] * g[j] + G[i][1] * g[3 + j] + G[i][2] * g[6 + j];
+                for (int i = 0; i < a; i++)
+                    for (int j = 0; j < a; j++) u[i][j] = t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2];
+            }
+            const int p = o / CK_MR, r = o % CK_MR;
+            for (int xi = 0; xi < a * a; xi++)
+                packed[(((size_t)xi * panels + p) * in_channels + c) * CK_MR + r] = (float)u[xi / a][xi % a];
+        }
+    }
 }
 
 void ck_winograd_pack(const float *weight, int out_channels, int in_channels, float *packed) {
-    const int panels = (out_channels + CK_MR - 1) / CK_MR;
     static const double G[6][3] = {
         {1.0 / 4, 0, 0},
         {-1.0 / 6, -1.0 / 6, -1.0 / 6},
@@ -32,36 +59,27 @@ void ck_winograd_pack(const float *weight, int out_channels, int in_channels, fl
         {1.0 / 24, -1.0 / 12, 1.0 / 6},
         {0, 0, 1},
     };
-    for (int o = 0; o < panels * CK_MR; o++) {
-        for (int c = 0; c < in_channels; c++) {
-            double u[6][6];
-            if (o < out_channels) {
-                const float *g = weight + ((size_t)o * in_channels + c) * 9;
-                double t[6][3];
-                for (int i = 0; i < 6; i++)
-                    for (int j = 0; j < 3; j++) t[i][j] = G[i][0] * g[j] + G[i][1] * g[3 + j] + G[i][2] * g[6 + j];
-                for (int i = 0; i < 6; i++)
-                    for (int j = 0; j < 6; j++) u[i][j] = t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2];
-            } else {
-                memset(u, 0, sizeof u);
-            }
-            const int p = o / CK_MR, r = o % CK_MR;
-            for (int xi = 0; xi < 36; xi++)
-                packed[(((size_t)xi * panels + p) * in_channels + c) * CK_MR + r] = (float)u[xi / 6][xi % 6];
-        }
-    }
+    pack(G, 6, weight, out_channels, in_channels, packed);
+}
+
+size_t ck_winograd2_packed_count(int out_channels, int in_channels) { return packed_count(4, out_channels, in_channels); }
+
+void ck_winograd2_pack(const float *weight, int out_channels, int in_channels, float *packed) {
+    static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+    pack(G, 4, weight, out_channels, in_channels, packed);
 }
 
 typedef struct wino_job {
     const ck_conv *cv;
     const ck_conv_io *io;
+    int m, a, na;                /* output tile m x m, input patch a x a (a = m + 2), na = a * a */
     int tiles_y, tiles_x, tiles; /* per image */
     int panels;                  /* tile panels over the batch */
-    int mp, mchunks, mpc;
+    int mp, mchunks; /* weight panels; row chunks of them (balanced to within one) */
     ck_kernel_fn kernel;
     int wide;      /* AVX-512 transforms */
     float *shared; /* when set: every panel's transformed input, made before the GEMMs */
-    float *shared_m; /* few-task mode: every (panel, weight panel)'s 36 GEMM outputs */
+    float *shared_m; /* few-task mode: every (panel, weight panel)'s na GEMM outputs */
     int cblocks;   /* channel blocks of the shared input transform */
 } wino_job;
 
@@ -127,8 +145,54 @@ typedef struct panel_tiles {
         }                                                                                                  \
     }
 
+/* F(2x2): B^T d B over 32 lanes, in[16][T] -> out[16 rows, stride xs][T], with
+ * B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]. */
+#define INPUT_TRANSFORM2_BODY                                                                               \
+    float tmp[16][T];                                                                                      \
+    for (int j = 0; j < 4; j++) {                                                                          \
+        const float *d0 = in[0 * 4 + j], *d1 = in[1 * 4 + j], *d2 = in[2 * 4 + j], *d3 = in[3 * 4 + j];   \
+        for (int l = 0; l < T; l++) {                                                                      \
+            tmp[0 * 4 + j][l] = d0[l] - d2[l];                                                             \
+            tmp[1 * 4 + j][l] = d1[l] + d2[l];                                                             \
+            tmp[2 * 4 + j][l] = d2[l] - d1[l];                                                             \
+            tmp[3 * 4 + j][l] = d1[l] - d3[l];                                                             \
+        }                                                                                                  \
+    }                                                                                                      \
+    for (int i = 0; i < 4; i++) {                                                                          \
+        const float *d0 = tmp[i * 4 + 0], *d1 = tmp[i * 4 + 1], *d2 = tmp[i * 4 + 2], *d3 = tmp[i * 4 + 3]; \
+        float *o0 = out + (i * 4 + 0) * xs, *o1 = out + (i * 4 + 1) * xs, *o2 = out + (i * 4 + 2) * xs;  \
+        float *o3 = out + (i * 4 + 3) * xs;                                                                \
+        for (int l = 0; l < T; l++) {                                                                      \
+            o0[l] = d0[l] - d2[l];                                                                         \
+            o1[l] = d1[l] + d2[l];                                                                         \
+            o2[l] = d2[l] - d1[l];                                                                         \
+            o3[l] = d1[l] - d3[l];                                                                         \
+        }                                                                                                  \
+    }
+
+/* F(2x2): A^T m A over 32 lanes, m[16 rows, stride ms][T] -> y[4][T], with A^T = [1 1 1 0; 0 1 -1 -1]. */
+#define OUTPUT_TRANSFORM2_BODY                                                                              \
+    float tmp[8][T];                                                                                       \
+    for (int j = 0; j < 4; j++) {                                                                          \
+        const float *m0 = m + (0 * 4 + j) * ms, *m1 = m + (1 * 4 + j) * ms, *m2 = m + (2 * 4 + j) * ms;   \
+        const float *m3 = m + (3 * 4 + j) * ms;                                                            \
+        for (int l = 0; l < T; l++) {                                                                      \
+            tmp[0 * 4 + j][l] = m0[l] + m1[l] + m2[l];                                                     \
+            tmp[1 * 4 + j][l] = m1[l] - m2[l] - m3[l];                                                     \
+        }                                                                                                  \
+    }                                                                                                      \
+    for (int i = 0; i < 2; i++) {                                                                          \
+        const float *m0 = tmp[i * 4 + 0], *m1 = tmp[i * 4 + 1], *m2 = tmp[i * 4 + 2], *m3 = tmp[i * 4 + 3]; \
+        for (int l = 0; l < T; l++) {                                                                      \
+            y[i * 2 + 0][l] = m0[l] + m1[l] + m2[l];                                                       \
+            y[i * 2 + 1][l] = m1[l] - m2[l] - m3[l];                                                       \
+        }                                                                                                  \
+    }
+
 static void input_transform_portable(float (*in)[T], float *out, ptrdiff_t xs) { INPUT_TRANSFORM_BODY }
 static void output_transform_portable(const float *m, ptrdiff_t ms, float (*y)[T]) { OUTPUT_TRANSFORM_BODY }
+static void input_transform2_portable(float (*in)[T], float *out, ptrdiff_t xs) { INPUT_TRANSFORM2_BODY }
+static void output_transform2_portable(const float *m, ptrdiff_t ms, float (*y)[T]) { OUTPUT_TRANSFORM2_BODY }
 #if defined(__x86_64__)
 __attribute__((target("avx512f,avx2,fma"))) static void input_transform_avx512(float (*in)[T], float *out,
                                                                                ptrdiff_t xs) {
@@ -138,29 +202,62 @@ __attribute__((target("avx512f,avx2,fma"))) static void output_transform_avx512(
                                                                                 float (*y)[T]) {
     OUTPUT_TRANSFORM_BODY
 }
+__attribute__((target("avx512f,avx2,fma"))) static void input_transform2_avx512(float (*in)[T], float *out,
+                                                                                ptrdiff_t xs) {
+    INPUT_TRANSFORM2_BODY
+}
+__attribute__((target("avx512f,avx2,fma"))) static void output_transform2_avx512(const float *m, ptrdiff_t ms,
+                                                                                 float (*y)[T]) {
+    OUTPUT_TRANSFORM2_BODY
+}
 #endif
 
-/* Gathers the 6x6 patch of every tile of the panel for channel ch into patch[36][T] (zero outside). */
+/* The variant's transforms at the job's level. */
+static void input_transform(const wino_job *job, float (*in)[T], float *out, ptrdiff_t xs) {
+#if defined(__x86_64__)
+    if (job->wide) {
+        if (job->m == 2) input_transform2_avx512(in, out, xs);
+        else input_transform_avx512(in, out, xs);
+        return;
+    }
+#endif
+    if (job->m == 2) input_transform2_portable(in, out, xs);
+    else input_transform_portable(in, out, xs);
+}
+
+static void output_transform(const wino_job *job, const float *m, ptrdiff_t ms, float (*y)[T]) {
+#if defined(__x86_64__)
+    if (job->wide) {
+        if (job->m == 2) output_transform2_avx512(m, ms, y);
+        else output_transform_avx512(m, ms, y);
+        return;
+    }
+#endif
+    if (job->m == 2) output_transform2_portable(m, ms, y);
+    else output_transform_portable(m, ms, y);
+}
+
+/* Gathers the a x a patch of every tile of the panel for channel ch into patch[a * a][T] (zero outside). */
 static void gather_patches(const wino_job *job, const panel_tiles *pt, int ch, float (*patch)[T]) {
     const ck_conv_io *io = job->io;
-    const int h = io->h, w = io->w;
+    const int h = io->h, w = io->w, a = job->a;
     for (int l = 0; l < T; l++) {
         if (l >= pt->count) {
-            for (int k = 0; k < 36; k++) patch[k][l] = 0;
+            for (int k = 0; k < job->na; k++) patch[k][l] = 0;
             continue;
         }
         const float *src = io->in + (ptrdiff_t)pt->img[l] * io->in_batch_stride + (ptrdiff_t)ch * h * w;
         const int y0 = pt->oy[l] - 1, x0 = pt->ox[l] - 1;
-        if (y0 >= 0 && x0 >= 0 && y0 + 6 <= h && x0 + 6 <= w) {
+        if (y0 >= 0 && x0 >= 0 && y0 + a <= h && x0 + a <= w) {
             const float *p = src + (ptrdiff_t)y0 * w + x0;
-            for (int r = 0; r < 6; r++, p += w)
-                for (int c = 0; c < 6; c++) patch[r * 6 + c][l] = p[c];
+            for (int r = 0; r < a; r++, p += w)
+                for (int c = 0; c < a; c++) patch[r * a + c][l] = p[c];
         } else {
-            for (int r = 0; r < 6; r++) {
+            for (int r = 0; r < a; r++) {
                 const int y = y0 + r;
-                for (int c = 0; c < 6; c++) {
+                for (int c = 0; c < a; c++) {
                     const int x = x0 + c;
-                    patch[r * 6 + c][l] = (y >= 0 && y < h && x >= 0 && x < w) ? src[(ptrdiff_t)y * w + x] : 0.0f;
+                    patch[r * a + c][l] = (y >= 0 && y < h && x >= 0 && x < w) ? src[(ptrdiff_t)y * w + x] : 0.0f;
                 }
             }
         }
@@ -176,8 +273,8 @@ static void panel_setup(const wino_job *job, int panel, panel_tiles *pt) {
         if (t >= total) break;
         const int img = t / job->tiles, r = t % job->tiles;
         pt->img[l] = img;
-        pt->oy[l] = (r / job->tiles_x) * 4;
-        pt->ox[l] = (r % job->tiles_x) * 4;
+        pt->oy[l] = (r / job->tiles_x) * job->m;
+        pt->ox[l] = (r % job->tiles_x) * job->m;
         pt->count++;
     }
 }
@@ -213,29 +310,29 @@ __attribute__((target("avx512f,avx2,fma"))) static void gather_patches_avx512(co
         if (!fits) { /* offsets beyond 32 bits (huge batches): the scalar path */
             float tmp[36][T] __attribute__((aligned(64)));
             gather_patches(job, pt, ch, tmp);
-            for (int k = 0; k < 36; k++)
+            for (int k = 0; k < job->na; k++)
                 for (int l = 0; l < 16; l++) patch[k][l0 + l] = tmp[k][l0 + l];
             continue;
         }
         for (int l = 0; l < 16; l++) offs[l] = (int)img_off[l];
         const __m512i vo = _mm512_loadu_si512(offs), vy = _mm512_loadu_si512(ys), vx = _mm512_loadu_si512(xs);
         const __m512i hv = _mm512_set1_epi32(h), wv = _mm512_set1_epi32(w), zero = _mm512_setzero_si512();
-        for (int r = 0; r < 6; r++) {
+        for (int r = 0; r < job->a; r++) {
             const __m512i y = _mm512_add_epi32(vy, _mm512_set1_epi32(r));
             const __mmask16 my = _mm512_cmpge_epi32_mask(y, zero) & _mm512_cmplt_epi32_mask(y, hv);
-            for (int c = 0; c < 6; c++) {
+            for (int c = 0; c < job->a; c++) {
                 const __m512i x = _mm512_add_epi32(vx, _mm512_set1_epi32(c));
                 const __mmask16 m = my & _mm512_cmpge_epi32_mask(x, zero) & _mm512_cmplt_epi32_mask(x, wv);
                 const __m512i idx = _mm512_add_epi32(vo, _mm512_set1_epi32(r * w + c));
                 const __m512 g = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, base, 4);
-                _mm512_store_ps(&patch[r * 6 + c][l0], g);
+                _mm512_store_ps(&patch[r * job->a + c][l0], g);
             }
         }
     }
 }
 #endif
 
-/* Input transform of channels [c0, c1) of a panel into v ([36][cin][T]). */
+/* Input transform of channels [c0, c1) of a panel into v ([na][cin][T]). */
 static void transform_input(const wino_job *job, const panel_tiles *pt, int c0, int c1, float *v) {
     const int cin = job->cv->in_channels;
     float patch[36][T] __attribute__((aligned(64)));
@@ -245,11 +342,7 @@ static void transform_input(const wino_job *job, const panel_tiles *pt, int c0, 
         else
 #endif
             gather_patches(job, pt, ch, patch);
-#if defined(__x86_64__)
-        if (job->wide) input_transform_avx512(patch, v + (size_t)ch * T, (ptrdiff_t)cin * T);
-        else
-#endif
-            input_transform_portable(patch, v + (size_t)ch * T, (ptrdiff_t)cin * T);
+        input_transform(job, patch, v + (size_t)ch * T, (ptrdiff_t)cin * T);
     }
 }
 
@@ -262,10 +355,10 @@ static void wino_transform_task(void *context, int task, int worker) {
     if (c0 >= c1) return;
     panel_tiles pt;
     panel_setup(job, panel, &pt);
-    transform_input(job, &pt, c0, c1, job->shared + (size_t)panel * 36 * cin * T);
+    transform_input(job, &pt, c0, c1, job->shared + (size_t)panel * job->na * cin * T);
 }
 
-/* Output transform of weight panel p of a panel from m ([36][CK_MR][T]): bias, residual, ReLU, store. */
+/* Output transform of weight panel p of a panel from m ([na][CK_MR][T]): bias, residual, ReLU, store. */
 static void output_stage(const wino_job *job, const panel_tiles *pt, int p, const float *m) {
     const ck_conv *cv = job->cv;
     const ck_conv_io *io = job->io;
@@ -275,23 +368,19 @@ static void output_stage(const wino_job *job, const panel_tiles *pt, int p, cons
     if (mv > CK_MR) mv = CK_MR;
     for (int r = 0; r < mv; r++) {
         const int o = p * CK_MR + r;
-#if defined(__x86_64__)
-        if (job->wide) output_transform_avx512(m + (size_t)r * T, (ptrdiff_t)CK_MR * T, y);
-        else
-#endif
-            output_transform_portable(m + (size_t)r * T, (ptrdiff_t)CK_MR * T, y);
+        output_transform(job, m + (size_t)r * T, (ptrdiff_t)CK_MR * T, y);
         const float bias = cv->bias ? cv->bias[o] : 0.0f;
         for (int l = 0; l < pt->count; l++) {
             float *dst = io->out + (ptrdiff_t)pt->img[l] * io->out_batch_stride + (ptrdiff_t)o * oh * ow;
             const float *res = io->residual ? io->residual + (ptrdiff_t)pt->img[l] * io->residual_batch_stride +
                                                   (ptrdiff_t)o * oh * ow
                                             : NULL;
-            const int uy = oh - pt->oy[l] < 4 ? oh - pt->oy[l] : 4;
-            const int ux = ow - pt->ox[l] < 4 ? ow - pt->ox[l] : 4;
+            const int uy = oh - pt->oy[l] < job->m ? oh - pt->oy[l] : job->m;
+            const int ux = ow - pt->ox[l] < job->m ? ow - pt->ox[l] : job->m;
             for (int u = 0; u < uy; u++) {
                 const ptrdiff_t at = (ptrdiff_t)(pt->oy[l] + u) * ow + pt->ox[l];
                 for (int x = 0; x < ux; x++) {
-                    float val = y[u * 4 + x][l] + bias;
+                    float val = y[u * job->m + x][l] + bias;
                     if (res) val += res[at + x];
                     if (io->relu) val = val < 0 ? 0 : val;
                     dst[at + x] = val;
@@ -329,7 +418,7 @@ __attribute__((target("avx512f,avx2,fma"))) static int output_stage_avx512(const
     const __m512 zero = _mm512_setzero_ps();
     for (int r = 0; r < mv; r++) {
         const int o = p * CK_MR + r;
-        output_transform_avx512(m + (size_t)r * T, (ptrdiff_t)CK_MR * T, y);
+        output_transform(job, m + (size_t)r * T, (ptrdiff_t)CK_MR * T, y);
         const __m512 bias = _mm512_set1_ps(cv->bias ? cv->bias[o] : 0.0f);
         float *dst = io->out + (ptrdiff_t)o * plane;
         const float *res = io->residual ? io->residual + (ptrdiff_t)o * plane : NULL;
@@ -337,12 +426,12 @@ __attribute__((target("avx512f,avx2,fma"))) static int output_stage_avx512(const
             const int l0 = half * 16;
             const __m512i vo = _mm512_loadu_si512(offs + l0), vr = _mm512_loadu_si512(rofs + l0);
             const __m512i vy = _mm512_loadu_si512(oys + l0), vx = _mm512_loadu_si512(oxs + l0);
-            for (int u = 0; u < 4; u++) {
+            for (int u = 0; u < job->m; u++) {
                 const __mmask16 mu = _mm512_cmplt_epi32_mask(_mm512_add_epi32(vy, _mm512_set1_epi32(u)), _mm512_set1_epi32(oh));
-                for (int x = 0; x < 4; x++) {
+                for (int x = 0; x < job->m; x++) {
                     const __mmask16 mk = mu & _mm512_cmplt_epi32_mask(_mm512_add_epi32(vx, _mm512_set1_epi32(x)), _mm512_set1_epi32(ow));
                     const __m512i d = _mm512_set1_epi32(u * ow + x);
-                    __m512 v = _mm512_add_ps(_mm512_load_ps(&y[u * 4 + x][l0]), bias);
+                    __m512 v = _mm512_add_ps(_mm512_load_ps(&y[u * job->m + x][l0]), bias);
                     if (res) v = _mm512_add_ps(v, _mm512_mask_i32gather_ps(zero, mk, _mm512_add_epi32(vr, d), res, 4));
                     if (io->relu) v = _mm512_max_ps(zero, v);
                     _mm512_mask_i32scatter_ps(dst, mk, _mm512_add_epi32(vo, d), v, 4);
@@ -360,28 +449,27 @@ static void wino_task(void *context, int task, int worker) {
     const ck_conv *cv = job->cv;
     const int cin = cv->in_channels;
     const int mchunk = task % job->mchunks, panel = task / job->mchunks;
-    const int p0 = mchunk * job->mpc;
-    int p1 = p0 + job->mpc;
-    if (p1 > job->mp) p1 = job->mp;
+    const int p0 = (int)((long)mchunk * job->mp / job->mchunks);
+    const int p1 = (int)((long)(mchunk + 1) * job->mp / job->mchunks);
     if (p0 >= p1) return;
 
     panel_tiles pt;
     panel_setup(job, panel, &pt);
 
-    /* 1. input transform into V[36][cin][T] (or the shared one, made beforehand) */
+    /* 1. input transform into V[na][cin][T] (or the shared one, made beforehand) */
     float *v;
     if (job->shared) {
-        v = job->shared + (size_t)panel * 36 * cin * T;
+        v = job->shared + (size_t)panel * job->na * cin * T;
     } else {
-        v = ck_scratch(1, (size_t)36 * cin * T);
+        v = ck_scratch(1, (size_t)job->na * cin * T);
         transform_input(job, &pt, 0, cin, v);
     }
 
-    /* 2-3. per weight panel: 36 GEMMs, then the output transform */
-    float *m = ck_scratch(2, (size_t)36 * CK_MR * T);
+    /* 2-3. per weight panel: na GEMMs, then the output transform */
+    float *m = ck_scratch(2, (size_t)job->na * CK_MR * T);
     for (int p = p0; p < p1; p++) {
         const int rows = cv->out_channels - p * CK_MR < CK_MR ? cv->out_channels - p * CK_MR : CK_MR;
-        for (int xi = 0; xi < 36; xi++) {
+        for (int xi = 0; xi < job->na; xi++) {
             const float *a = cv->packed + ((size_t)xi * job->mp + p) * cin * CK_MR;
             job->kernel(cin, a, v + (size_t)xi * cin * T, m + (size_t)xi * CK_MR * T, T, rows, T, 1, 1, NULL, NULL, NULL, 0, 0);
         }
@@ -392,9 +480,9 @@ static void wino_task(void *context, int task, int worker) {
     }
 }
 
-/* Few-task mode, phase 2: the GEMMs of (panel, weight panel, block of 6 positions) into a shared M. */
+/* Few-task mode, phase 2: the GEMMs of (panel, weight panel, block of a positions) into a shared M. */
 static float *shared_m(const wino_job *job, int panel, int p) {
-    return job->shared_m + ((size_t)panel * job->mp + p) * 36 * CK_MR * T;
+    return job->shared_m + ((size_t)panel * job->mp + p) * job->na * CK_MR * T;
 }
 
 static void wino_gemm_task(void *context, int task, int worker) {
@@ -402,11 +490,11 @@ static void wino_gemm_task(void *context, int task, int worker) {
     const wino_job *job = context;
     const ck_conv *cv = job->cv;
     const int cin = cv->in_channels;
-    const int xb = task % 6, p = (task / 6) % job->mp, panel = task / 6 / job->mp;
-    const float *v = job->shared + (size_t)panel * 36 * cin * T;
+    const int xb = task % job->a, p = (task / job->a) % job->mp, panel = task / job->a / job->mp;
+    const float *v = job->shared + (size_t)panel * job->na * cin * T;
     float *m = shared_m(job, panel, p);
     const int rows = cv->out_channels - p * CK_MR < CK_MR ? cv->out_channels - p * CK_MR : CK_MR;
-    for (int xi = xb * 6; xi < xb * 6 + 6; xi++) {
+    for (int xi = xb * job->a; xi < xb * job->a + job->a; xi++) {
         const float *a = cv->packed + ((size_t)xi * job->mp + p) * cin * CK_MR;
         job->kernel(cin, a, v + (size_t)xi * cin * T, m + (size_t)xi * CK_MR * T, T, rows, T, 1, 1, NULL, NULL, NULL, 0, 0);
     }
@@ -424,13 +512,17 @@ static void wino_output_task(void *context, int task, int worker) {
     output_stage(job, &pt, p, shared_m(job, panel, p));
 }
 
-void ck_winograd_forward(const ck_conv *cv, const ck_conv_io *io) {
+/* The convolution over output tiles of m x m (4 or 2). */
+static void forward(int m, const ck_conv *cv, const ck_conv_io *io) {
     wino_job job;
     job.cv = cv;
     job.io = io;
     if (io->batch <= 0 || io->oh <= 0 || io->ow <= 0) return;
-    job.tiles_y = (io->oh + 3) / 4;
-    job.tiles_x = (io->ow + 3) / 4;
+    job.m = m;
+    job.a = m + 2;
+    job.na = job.a * job.a;
+    job.tiles_y = (io->oh + m - 1) / m;
+    job.tiles_x = (io->ow + m - 1) / m;
     job.tiles = job.tiles_y * job.tiles_x;
     job.panels = (io->batch * job.tiles + T - 1) / T;
     job.mp = (cv->out_channels + CK_MR - 1) / CK_MR;
@@ -440,19 +532,26 @@ void ck_winograd_forward(const ck_conv *cv, const ck_conv_io *io) {
 #else
     job.wide = 0;
 #endif
-    int threads = ck_threads();
+    const int threads = ck_threads();
+    /* Row chunks only when whole panels would leave threads idle for more than about 15% of the layer's
+     * time (the split transforms the input into a shared buffer first, behind one more barrier: on
+     * ResNet-50's 64-channel 56 x 56 layers at batch 1, seven panels on two threads run 17% faster
+     * unsplit). */
     job.mchunks = 1;
     if (threads > 1 && job.panels < 4 * threads) {
-        int want = (4 * threads + job.panels - 1) / job.panels;
-        job.mchunks = want > job.mp ? job.mp : want;
+        double sizes[4 * 64];
+        const int total = io->batch * job.tiles;
+        for (int p = 0; p < job.panels; p++) sizes[p] = (double)(total - p * T < T ? total - p * T : T);
+        if (ck_task_balance(job.panels, sizes, threads) < 0.85) {
+            int want = (4 * threads + job.panels - 1) / job.panels;
+            job.mchunks = want > job.mp ? job.mp : want;
+        }
     }
-    job.mpc = (job.mp + job.mchunks - 1) / job.mchunks;
-    job.mchunks = (job.mp + job.mpc - 1) / job.mpc;
     /* Several weight chunks per panel would each transform the same input: transform every panel once,
      * in parallel, into a shared buffer first (when it is not too large). */
     job.shared = NULL;
     job.cblocks = 1;
-    const size_t shared = (size_t)job.panels * 36 * cv->in_channels * T;
+    const size_t shared = (size_t)job.panels * job.na * cv->in_channels * T;
     if (job.mchunks > 1 && shared <= ((size_t)8 << 20)) {
         job.shared = ck_scratch(3, shared);
         job.cblocks = (4 * threads + job.panels - 1) / job.panels;
@@ -461,10 +560,14 @@ void ck_winograd_forward(const ck_conv *cv, const ck_conv_io *io) {
     }
     if (job.shared && job.panels * job.mp < 4 * threads) {
         /* Too few (panel, weight panel) pairs to balance the threads: split the GEMMs by position too. */
-        job.shared_m = ck_scratch(2, (size_t)job.panels * job.mp * 36 * CK_MR * T);
-        ck_parallel_for(job.panels * job.mp * 6, wino_gemm_task, &job);
+        job.shared_m = ck_scratch(2, (size_t)job.panels * job.mp * job.na * CK_MR * T);
+        ck_parallel_for(job.panels * job.mp * job.a, wino_gemm_task, &job);
         ck_parallel_for(job.panels * job.mp, wino_output_task, &job);
         return;
     }
     ck_parallel_for(job.panels * job.mchunks, wino_task, &job);
 }
+
+void ck_winograd_forward(const ck_conv *cv, const ck_conv_io *io) { forward(4, cv, io); }
+
+void ck_winograd2_forward(const ck_conv *cv, const ck_conv_io *io) { forward(2, cv, io); }

@@ -28,8 +28,9 @@ final class AlignedFloats: @unchecked Sendable {
     deinit { free(pointer) }
 }
 
-/// A convolution's weights in the engine's layout: packed GEMM panels, or the 36 Winograd matrices for
-/// 3x3 stride-1 convolutions where that is faster. Built once, then read by every call.
+/// A convolution's weights in the engine's layout: packed GEMM panels, or the 36 Winograd F(4x4, 3x3)
+/// (16 F(2x2, 3x3)) matrices for 3x3 stride-1 convolutions where that is faster. Built once, then read by
+/// every call.
 ///
 /// The GEMM and direct grouped layouts are exact re-orderings of the OIHW weights (`unpackedWeights`
 /// recovers them bit for bit); a batch norm that follows the convolution is then applied as a
@@ -41,21 +42,36 @@ final class ConvKernelWeights: @unchecked Sendable {
     /// Per output channel, multiplies the sums before the bias is added (nil: 1).
     let scale: AlignedFloats?
 
-    /// Whether `packed` holds the 36 Winograd F(4x4, 3x3) matrices instead of GEMM panels.
+    /// Whether `packed` holds Winograd matrices instead of GEMM panels: the 36 of F(4x4, 3x3), or with
+    /// `smallTiles` the 16 of F(2x2, 3x3).
     let winograd: Bool
+    /// Whether the Winograd layout is F(2x2, 3x3) (`winograd2Eligible`).
+    let smallTiles: Bool
     /// Whether `packed` holds reordered weights for the direct grouped kernel instead of GEMM panels.
     let grouped: Bool
     /// Whether `packed` holds channel-blocked weights for the direct (non-grouped) kernel instead of GEMM
     /// panels.
     let direct: Bool
 
-    /// Whether a geometry may run as Winograd F(4x4, 3x3): 3x3, stride 1, padding 1, no dilation or groups,
-    /// and at most 128 channels in and out. Wider layers occur at 14x14 and below in these networks, where
-    /// few tiles share each transformed weight (4x the size of the original): measured in whole networks
-    /// they ran slower than the packed GEMM, and they would multiply the weight memory.
+    /// Whether a geometry may run as Winograd: 3x3, stride 1, padding 1, no dilation or groups, and either
+    /// at most 128 channels in and out (F(4x4, 3x3)) or 129 to 256 in and out (F(2x2, 3x3),
+    /// `winograd2Eligible`). Wider layers occur at 7x7 in these networks, where few tiles share each
+    /// transformed weight: the direct kernel is faster there at batch 1, and the weight memory would grow.
     static func winogradEligible(_ c: Conv2dConfig) -> Bool {
-        c.kernelH == 3 && c.kernelW == 3 && c.strideH == 1 && c.strideW == 1 && c.padH == 1 && c.padW == 1
-            && c.dilationH == 1 && c.dilationW == 1 && c.groups == 1 && c.inChannels <= 128 && c.outChannels <= 128
+        guard c.kernelH == 3 && c.kernelW == 3 && c.strideH == 1 && c.strideW == 1 && c.padH == 1 && c.padW == 1
+            && c.dilationH == 1 && c.dilationW == 1 && c.groups == 1 else { return false }
+        return (c.inChannels <= 128 && c.outChannels <= 128) || winograd2Eligible(c)
+    }
+
+    /// Whether a Winograd geometry runs as F(2x2, 3x3) (2.25x fewer multiplications than the direct method)
+    /// rather than F(4x4, 3x3) (4x): 129 to 256 channels in and out, which these networks use at 14x14.
+    /// There a plane is 49 tiles of 2x2 but only 16 of 4x4, half of a 32-tile panel. Measured on 256
+    /// channels at 14x14, batch 1: F(2x2) 1.01 ms at one thread and 0.74 at two, F(4x4) 1.21 and 0.89, the
+    /// direct kernel 1.47 and 1.03. The transformed weights take 16/9 of the original size (F(4x4): 4x),
+    /// besides the direct kernel's copy a prepared layer keeps for calls with few tiles (and to give the
+    /// weights back): ResNet-152 holds about 150 MB more than with the direct kernel alone.
+    static func winograd2Eligible(_ c: Conv2dConfig) -> Bool {
+        c.inChannels > 128 && c.inChannels <= 256 && c.outChannels > 128 && c.outChannels <= 256
     }
 
     /// Whether the direct grouped kernel runs this geometry on this CPU (groups > 1 with a multiple of 4
@@ -90,6 +106,7 @@ final class ConvKernelWeights: @unchecked Sendable {
     ) {
         config = c
         winograd = specialize && !directOnly && Self.winogradEligible(c)
+        smallTiles = winograd && Self.winograd2Eligible(c)
         precondition(!(winograd && scale != nil), "ConvKernelWeights: Winograd takes folded weights, not an output scale")
         grouped = specialize && !directOnly && !winograd && Self.groupedEligible(c)
         direct = directOnly || (specialize && !winograd && !grouped && Self.directEligible(c))
@@ -104,6 +121,9 @@ final class ConvKernelWeights: @unchecked Sendable {
             ck_grouped_pack(
                 weight, Int32(c.groups), Int32(c.outChannels), Int32(c.inChannels), Int32(c.kernelH), Int32(c.kernelW),
                 packed.pointer)
+        } else if smallTiles {
+            packed = AlignedFloats(count: ck_winograd2_packed_count(Int32(c.outChannels), Int32(c.inChannels)))
+            ck_winograd2_pack(weight, Int32(c.outChannels), Int32(c.inChannels), packed.pointer)
         } else if winograd {
             packed = AlignedFloats(count: ck_winograd_packed_count(Int32(c.outChannels), Int32(c.inChannels)))
             ck_winograd_pack(weight, Int32(c.outChannels), Int32(c.inChannels), packed.pointer)
@@ -185,7 +205,7 @@ final class ConvKernelWeights: @unchecked Sendable {
         } else if !winograd && !grouped {
             ck_conv_forward(&cv, &io)
         } else if inputScale == nil {
-            if winograd { ck_winograd_forward(&cv, &io) } else { ck_grouped_forward(&cv, &io) }
+            runSpecial(&cv, &io)
         } else {
             // These paths take no input prologue: apply it into a temporary first (no graph does this).
             let plane = h * w
@@ -198,8 +218,19 @@ final class ConvKernelWeights: @unchecked Sendable {
                 io.in_batch_stride = c.inChannels * plane
                 io.in_scale = nil
                 io.in_shift = nil
-                if winograd { ck_winograd_forward(&cv, &io) } else { ck_grouped_forward(&cv, &io) }
+                runSpecial(&cv, &io)
             }
+        }
+    }
+
+    /// The Winograd or direct grouped kernel (which take no input prologue).
+    private func runSpecial(_ cv: inout ck_conv, _ io: inout ck_conv_io) {
+        if smallTiles {
+            ck_winograd2_forward(&cv, &io)
+        } else if winograd {
+            ck_winograd_forward(&cv, &io)
+        } else {
+            ck_grouped_forward(&cv, &io)
         }
     }
 }

@@ -16,15 +16,22 @@ public struct PreparedConv2d: Sendable {
     /// direct channel-blocked kernel, run instead when a call has fewer than `fewTiles` output tiles of
     /// 4x4 (small planes at small batches, where Winograd's panels of 32 tiles are mostly padding:
     /// measured 2x faster at 14x14 and 4x at 7x7 for DenseNet's 128 -> 32 layers at batch 1, slower from
-    /// 28x28). Nil elsewhere, or where the direct kernel does not apply.
+    /// 28x28), or for F(2x2, 3x3) fewer than `fewSmallTiles` tiles of 2x2. Nil elsewhere, or where the
+    /// direct kernel does not apply.
     let few: ConvKernelWeights?
 
-    /// Calls of a Winograd layer with fewer output tiles than this (over the batch) run the direct kernel.
+    /// Calls of a Winograd F(4x4, 3x3) layer with fewer output tiles than this (over the batch) run the
+    /// direct kernel.
     static let fewTiles = 48
+    /// The same for F(2x2, 3x3): measured on 256 channels at two threads, the direct kernel is faster on a
+    /// 7x7 plane at batch 1 (16 tiles: 0.33 against 0.39 ms), F(2x2) from 25 tiles (10x10: 0.35 against
+    /// 0.54 ms).
+    static let fewSmallTiles = 20
 
     /// Packs `conv`'s weights (and copies its bias) into the kernels' layout. A 3x3 stride-1 convolution
     /// with padding 1, no groups and at most 128 channels in and out is prepared for Winograd F(4x4, 3x3)
-    /// (about 2-3x fewer multiplications; results within about 1e-5 relative of the direct method), and a
+    /// (about 2-3x fewer multiplications; results within about 1e-5 relative of the direct method), one
+    /// with 129 to 256 channels in and out for F(2x2, 3x3) (about 2x fewer, on smaller tiles), and a
     /// grouped convolution with a multiple of 4 outputs per group (or a stem convolution on at most 4 input
     /// channels) runs a direct kernel on AVX-512 CPUs, as does a larger non-grouped convolution of 3x3 or
     /// more on multiples of 16 input and 32 output channels (`usesDirectBlocked`).
@@ -144,21 +151,26 @@ public struct PreparedConv2d: Sendable {
     }
 
     /// The prepared weights a call on `batch` images of `height` x `width` runs: the direct copy of a
-    /// Winograd layer when the call has fewer than `fewTiles` tiles, else the main ones.
+    /// Winograd layer when the call has fewer than `fewTiles` tiles (`fewSmallTiles` for F(2x2, 3x3)),
+    /// else the main ones.
     func kernel(batch: Int, height: Int, width: Int) -> ConvKernelWeights {
         guard let few else { return weights }
         let (oh, ow) = outputSize(height: height, width: width)
+        if weights.smallTiles { return batch * ((oh + 1) / 2) * ((ow + 1) / 2) < Self.fewSmallTiles ? few : weights }
         return batch * ((oh + 3) / 4) * ((ow + 3) / 4) < Self.fewTiles ? few : weights
     }
 
-    /// Whether a call on `batch` images of `height` x `width` runs Winograd F(4x4, 3x3) (false for a
-    /// Winograd layer's calls with few tiles, which run the direct kernel).
+    /// Whether a call on `batch` images of `height` x `width` runs Winograd, F(4x4, 3x3) or F(2x2, 3x3)
+    /// (false for a Winograd layer's calls with few tiles, which run the direct kernel).
     public func usesWinograd(batch: Int, height: Int, width: Int) -> Bool {
         kernel(batch: batch, height: height, width: width).winograd
     }
 
-    /// Whether this convolution runs as Winograd F(4x4, 3x3).
+    /// Whether this convolution runs as Winograd, F(4x4, 3x3) or F(2x2, 3x3).
     public var usesWinograd: Bool { weights.winograd }
+
+    /// Whether this convolution's Winograd layout is F(2x2, 3x3) (129 to 256 channels in and out).
+    public var usesWinogradSmallTiles: Bool { weights.smallTiles }
 
     /// Whether this convolution runs the direct grouped kernel.
     public var usesDirectGrouped: Bool { weights.grouped }

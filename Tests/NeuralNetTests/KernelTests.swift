@@ -305,6 +305,69 @@ struct KernelTests {
         }
     }
 
+    @Test("Winograd F(2x2, 3x3) for 129 to 256 channels: within 2e-5 of the direct method, the direct kernel below 20 tiles, weights back bit for bit")
+    func winogradSmallTiles() throws {
+        // (config, batch, size, prologue, uses F(2x2)): 1 x 7 x 7 = 49 tiles of 2x2 and 2 x 5 x 4 = 40 (F(2x2));
+        // 1 x 4 x 4 = 16 (the direct copy on AVX-512); 160 -> 256 with 32-output direct groups; an input
+        // prologue (applied into a temporary first); 96 -> 256 and 260 -> 160 stay off F(2x2).
+        let cases: [(Conv2dConfig, n: Int, size: Int, prologue: Bool, small: Bool)] = [
+            (Conv2dConfig(inChannels: 256, outChannels: 256, kernel: 3, padding: 1), 1, 14, false, true),
+            (Conv2dConfig(inChannels: 160, outChannels: 192, kernel: 3, padding: 1), 2, 9, false, true),
+            (Conv2dConfig(inChannels: 192, outChannels: 160, kernel: 3, padding: 1), 1, 7, false, true),
+            (Conv2dConfig(inChannels: 144, outChannels: 208, kernel: 3, padding: 1), 1, 13, true, true),
+            (Conv2dConfig(inChannels: 96, outChannels: 256, kernel: 3, padding: 1), 1, 10, false, false),
+            (Conv2dConfig(inChannels: 260, outChannels: 160, kernel: 3, padding: 1), 1, 6, false, false),
+        ]
+        let direct = Engine.supportedInstructionSet == .avx512
+        var oneThread: [Int: [Float]] = [:]
+        try Self.everyPath { set, threads in
+            for (i, c) in cases.enumerated() {
+                let r = try Self.preparedCase(c.0, n: c.n, h: c.size, w: c.size, prologue: c.prologue, seed: UInt64(300 + i))
+                #expect(r.prepared.usesWinogradSmallTiles == c.small, "case \(i)")
+                #expect(r.prepared.usesWinograd == c.small, "case \(i)")
+                let tiles = c.n * ((c.size + 1) / 2) * ((c.size + 1) / 2)
+                // the direct copy exists where the direct kernel runs: AVX-512, outputs a multiple of 32
+                let few = c.small && tiles < 20 && set == .avx512 && c.0.outChannels % 32 == 0
+                #expect(r.prepared.usesWinograd(batch: c.n, height: c.size, width: c.size) == (c.small && !few), "case \(i)")
+                #expect(r.prepared.weightsAsGiven().elementsEqual(try Self.conv(c.0, seed: UInt64(300 + i)).weight) { $0.bitPattern == $1.bitPattern })
+                if threads == 1 {
+                    oneThread[i] = r.ours
+                } else if let one = oneThread[i] {
+                    #expect(one.elementsEqual(r.ours) { $0.bitPattern == $1.bitPattern }, "case \(i) at \(set): 2 threads differ from 1")
+                }
+                let e = Self.relativeError(r.ours, r.reference)
+                #expect(e <= 2e-5, "case \(i) \(c.0) at \(set), \(threads) thread(s): relative error \(e)")
+                if threads == 1 && set == Engine.supportedInstructionSet {
+                    print("kernels: F(2x2) case \(i) (winograd \(r.prepared.usesWinograd(batch: c.n, height: c.size, width: c.size))) relative error \(e)")
+                }
+            }
+        }
+        // With a batch norm: folded into the F(2x2) weights; the direct copy applies it in the epilogue.
+        let config = Conv2dConfig(inChannels: 192, outChannels: 256, kernel: 3, padding: 1)
+        let conv = try Self.conv(config, seed: 320)
+        let bn = try BatchNorm2d(
+            weight: Self.values(256, seed: 321).map { 0.5 + abs($0) }, bias: Self.values(256, seed: 322),
+            runningMean: Self.values(256, seed: 323), runningVar: Self.values(256, seed: 324).map { 0.2 + abs($0) }, eps: 1e-5)
+        let prepared = try PreparedConv2d(conv, batchNorm: bn)
+        #expect(prepared.usesWinogradSmallTiles)
+        #expect(prepared.weightsAsGiven().elementsEqual(conv.weight) { $0.bitPattern == $1.bitPattern })
+        for (n, size) in [(1, 14), (1, 6), (3, 8)] {
+            let x = try Tensor(shape: [n, 192, size, size], data: Self.values(n * 192 * size * size, seed: UInt64(325 + n + size)))
+            let reference = try bn(try Self.reference(conv, x), activation: .relu)
+            var out = [Float](repeating: .nan, count: reference.data.count)
+            x.data.withUnsafeBufferPointer { xp in
+                out.withUnsafeMutableBufferPointer { o in
+                    prepared.run(batch: n, height: size, width: size, input: xp.baseAddress!, inputImageStride: 192 * size * size,
+                                 output: o.baseAddress!, outputImageStride: 256 * size * size, activation: .relu)
+                }
+            }
+            let tiles = n * ((size + 1) / 2) * ((size + 1) / 2)
+            #expect(prepared.usesWinograd(batch: n, height: size, width: size) == (tiles >= 20 || !direct))
+            let e = Self.relativeError(out, reference.data)
+            #expect(e <= 2e-5, "batch norm, batch \(n), \(size)x\(size): relative error \(e)")
+        }
+    }
+
     @Test("raw pooling and element-wise kernels equal the Tensor ops")
     func rawOps() throws {
         let (n, c, h, w) = (2, 5, 11, 13)

@@ -125,6 +125,18 @@ void ck_winograd_pack(const float *weight, int out_channels, int in_channels, fl
  *  output scale (conv->scale must be NULL: fold it into the weights). */
 void ck_winograd_forward(const ck_conv *conv, const ck_conv_io *io);
 
+/* ---- Winograd F(2x2, 3x3): the same over tiles of 2x2 -------------------------------------------- */
+
+/** Floats `ck_winograd2_pack` writes: 16 transformed matrices `[out, in]` in the packed GEMM layout. */
+size_t ck_winograd2_packed_count(int out_channels, int in_channels);
+/** Transforms OIHW 3x3 weights (groups 1) into U = G g G^T for F(2x2, 3x3) (computed in double) and
+ *  packs them. */
+void ck_winograd2_pack(const float *weight, int out_channels, int in_channels, float *packed);
+/** ck_winograd_forward for weights packed by ck_winograd2_pack: 2.25x fewer multiplications than the
+ *  direct method (F(4x4): 4x), over tiles of 2x2, so that small planes fill whole panels of 32 tiles (a
+ *  14 x 14 plane is 49 tiles of 2x2 but 16 of 4x4). */
+void ck_winograd2_forward(const ck_conv *conv, const ck_conv_io *io);
+
 /* ---- Direct grouped convolution (few channels per group; AVX-512F) ------------------------------ */
 
 /** Whether ck_grouped_forward handles this geometry on this CPU: groups > 1, a multiple of 4 outputs per
