@@ -28,26 +28,66 @@ static size_t packed_count(int a, int out_channels, int in_channels) {
 
 size_t ck_winograd_packed_count(int out_channels, int in_channels) { return packed_count(6, out_channels, in_channels); }
 
-/* U = G g G^T (in double) for G of a x 3, packed as a * a GEMM matrices [out, in] in the panel layout. */
-static void pack(const double (*G)[3], int a, const float *weight, int out_channels, int in_channels, float *packed) {
-    const int panels = (out_channels + CK_MR - 1) / CK_MR;
-    for (int o = 0; o < panels * CK_MR; o++) {
-        for (int c = 0; c < in_channels; c++) {
-            double u[6][6];
-            memset(u, 0, sizeof u);
-            if (o < out_channels) {
-                const float *g = weight + ((size_t)o * in_channels + c) * 9;
-                double t[6][3];
-                for (int i = 0; i < a; i++)
-                    for (int j = 0; j < 3; j++) t[i][j] = G[i][0] * g[j] + G[i][1] * g[3 + j] + G[i][2] * g[6 + j];
-                for (int i = 0; i < a; i++)
-                    for (int j = 0; j < a; j++) u[i][j] = t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2];
-            }
-            const int p = o / CK_MR, r = o % CK_MR;
-            for (int xi = 0; xi < a * a; xi++)
-                packed[(((size_t)xi * panels + p) * in_channels + c) * CK_MR + r] = (float)u[xi / a][xi % a];
-        }
+typedef struct pack_job {
+    const double (*G)[3];
+    int a;
+    const float *weight;
+    int out_channels, in_channels, panels;
+    float *packed;
+} pack_job;
+
+/* One weight panel: U = G g G^T (in double) for its CK_MR outputs (zero past the last output) and every
+ * input channel, CK_MR outputs at a time so that the arithmetic vectorises and each matrix row is stored
+ * as one contiguous run. No fused multiply-adds, so that every level packs the same floats. */
+#define PACK_BODY                                                                                           \
+    const pack_job *j = context;                                                                           \
+    const int a = j->a, cin = j->in_channels;                                                              \
+    double G[6][3];                                                                                        \
+    memcpy(G, j->G, sizeof(double) * 3 * (size_t)a);                                                      \
+    for (int c = 0; c < cin; c++) {                                                                        \
+        double g[9][CK_MR], t[6][3][CK_MR];                                                                \
+        for (int r = 0; r < CK_MR; r++) {                                                                  \
+            const int o = p * CK_MR + r;                                                                   \
+            for (int k = 0; k < 9; k++) g[k][r] = o < j->out_channels ? j->weight[((size_t)o * cin + c) * 9 + k] : 0.0; \
+        }                                                                                                  \
+        for (int i = 0; i < a; i++)                                                                        \
+            for (int x = 0; x < 3; x++)                                                                    \
+                for (int r = 0; r < CK_MR; r++)                                                            \
+                    t[i][x][r] = G[i][0] * g[x][r] + G[i][1] * g[3 + x][r] + G[i][2] * g[6 + x][r];        \
+        const int live = j->out_channels - p * CK_MR < CK_MR ? j->out_channels - p * CK_MR : CK_MR;        \
+        for (int i = 0; i < a; i++)                                                                        \
+            for (int x = 0; x < a; x++) {                                                                  \
+                float *dst = j->packed + (((size_t)(i * a + x) * j->panels + p) * cin + c) * CK_MR;        \
+                for (int r = 0; r < CK_MR; r++)                                                            \
+                    dst[r] = (float)(t[i][0][r] * G[x][0] + t[i][1][r] * G[x][1] + t[i][2][r] * G[x][2]);  \
+                for (int r = live; r < CK_MR; r++) dst[r] = 0.0f;                                          \
+            }                                                                                              \
     }
+
+static void pack_task(void *context, int p, int worker) {
+#pragma clang fp contract(off)
+    (void)worker;
+    PACK_BODY
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx512f,avx2,fma"))) static void pack_task_avx512(void *context, int p, int worker) {
+#pragma clang fp contract(off)
+    (void)worker;
+    PACK_BODY
+}
+#endif
+
+/* U = G g G^T for G of a x 3, packed as a * a GEMM matrices [out, in] in the panel layout; threaded. */
+static void pack(const double (*G)[3], int a, const float *weight, int out_channels, int in_channels, float *packed) {
+    pack_job j = {G, a, weight, out_channels, in_channels, (out_channels + CK_MR - 1) / CK_MR, packed};
+#if defined(__x86_64__)
+    if (ck_level() >= CK_LEVEL_AVX512) {
+        ck_parallel_for(j.panels, pack_task_avx512, &j);
+        return;
+    }
+#endif
+    ck_parallel_for(j.panels, pack_task, &j);
 }
 
 void ck_winograd_pack(const float *weight, int out_channels, int in_channels, float *packed) {
