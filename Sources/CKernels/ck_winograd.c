@@ -129,7 +129,7 @@ typedef struct panel_tiles {
     int img[T], oy[T], ox[T];
 } panel_tiles;
 
-/* B^T d B over 32 lanes: in[36][T] (patch element-major) -> out[36 rows, stride xs][T]. */
+/* F(4x4): B^T d B over 32 lanes: in[36][T] (patch element-major) -> out[36 rows, stride xs][T]. */
 #define INPUT_TRANSFORM_BODY                                                                                \
     float tmp[36][T];                                                                                      \
     for (int j = 0; j < 6; j++) { /* columns: rows of B^T applied down each column */                     \
@@ -159,7 +159,7 @@ typedef struct panel_tiles {
         }                                                                                                  \
     }
 
-/* A^T m A over 32 lanes: m[36 rows, stride ms][T] -> y[16][T]. */
+/* F(4x4): A^T m A over 32 lanes: m[36 rows, stride ms][T] -> y[16][T]. */
 #define OUTPUT_TRANSFORM_BODY                                                                               \
     float tmp[24][T];                                                                                      \
     for (int j = 0; j < 6; j++) {                                                                          \
@@ -348,7 +348,7 @@ __attribute__((target("avx512f,avx2,fma"))) static void gather_patches_avx512(co
             if (img_off[l] < -(ptrdiff_t)w - 1 || img_off[l] > (ptrdiff_t)0x3fffffff) fits = 0;
         }
         if (!fits) { /* offsets beyond 32 bits (huge batches): the scalar path */
-            float tmp[36][T] __attribute__((aligned(64)));
+            float tmp[36][T] __attribute__((aligned(64))); /* room for either tile size */
             gather_patches(job, pt, ch, tmp);
             for (int k = 0; k < job->na; k++)
                 for (int l = 0; l < 16; l++) patch[k][l0 + l] = tmp[k][l0 + l];
@@ -375,7 +375,7 @@ __attribute__((target("avx512f,avx2,fma"))) static void gather_patches_avx512(co
 /* Input transform of channels [c0, c1) of a panel into v ([na][cin][T]). */
 static void transform_input(const wino_job *job, const panel_tiles *pt, int c0, int c1, float *v) {
     const int cin = job->cv->in_channels;
-    float patch[36][T] __attribute__((aligned(64)));
+    float patch[36][T] __attribute__((aligned(64))); /* room for either tile size */
     for (int ch = c0; ch < c1; ch++) {
 #if defined(__x86_64__)
         if (job->wide) gather_patches_avx512(job, pt, ch, patch);
