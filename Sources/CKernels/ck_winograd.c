@@ -109,6 +109,11 @@ void ck_winograd2_pack(const float *weight, int out_channels, int in_channels, f
     pack(G, 4, weight, out_channels, in_channels, packed);
 }
 
+/* B^T d B of a panel's patches (in[a * a][T] -> out rows, stride xs) and A^T m A (m rows, stride ms ->
+ * y[m * m][T]), for one tile size at one level. */
+typedef void (*input_transform_fn)(float (*in)[T], float *out, ptrdiff_t xs);
+typedef void (*output_transform_fn)(const float *m, ptrdiff_t ms, float (*y)[T]);
+
 typedef struct wino_job {
     const ck_conv *cv;
     const ck_conv_io *io;
@@ -117,7 +122,9 @@ typedef struct wino_job {
     int panels;                  /* tile panels over the batch */
     int mp, mchunks; /* weight panels; row chunks of them (balanced to within one) */
     ck_kernel_fn kernel;
-    int wide;      /* AVX-512 transforms */
+    int wide;      /* AVX-512 gathers and output stage */
+    input_transform_fn input_transform;   /* for the tile size and level, chosen once per call */
+    output_transform_fn output_transform;
     float *shared; /* when set: every panel's transformed input, made before the GEMMs */
     float *shared_m; /* few-task mode: every (panel, weight panel)'s na GEMM outputs */
     int cblocks;   /* channel blocks of the shared input transform */
@@ -252,31 +259,6 @@ __attribute__((target("avx512f,avx2,fma"))) static void output_transform2_avx512
 }
 #endif
 
-/* The variant's transforms at the job's level. */
-static void input_transform(const wino_job *job, float (*in)[T], float *out, ptrdiff_t xs) {
-#if defined(__x86_64__)
-    if (job->wide) {
-        if (job->m == 2) input_transform2_avx512(in, out, xs);
-        else input_transform_avx512(in, out, xs);
-        return;
-    }
-#endif
-    if (job->m == 2) input_transform2_portable(in, out, xs);
-    else input_transform_portable(in, out, xs);
-}
-
-static void output_transform(const wino_job *job, const float *m, ptrdiff_t ms, float (*y)[T]) {
-#if defined(__x86_64__)
-    if (job->wide) {
-        if (job->m == 2) output_transform2_avx512(m, ms, y);
-        else output_transform_avx512(m, ms, y);
-        return;
-    }
-#endif
-    if (job->m == 2) output_transform2_portable(m, ms, y);
-    else output_transform_portable(m, ms, y);
-}
-
 /* Gathers the a x a patch of every tile of the panel for channel ch into patch[a * a][T] (zero outside). */
 static void gather_patches(const wino_job *job, const panel_tiles *pt, int ch, float (*patch)[T]) {
     const ck_conv_io *io = job->io;
@@ -382,7 +364,7 @@ static void transform_input(const wino_job *job, const panel_tiles *pt, int c0, 
         else
 #endif
             gather_patches(job, pt, ch, patch);
-        input_transform(job, patch, v + (size_t)ch * T, (ptrdiff_t)cin * T);
+        job->input_transform(patch, v + (size_t)ch * T, (ptrdiff_t)cin * T);
     }
 }
 
@@ -408,7 +390,7 @@ static void output_stage(const wino_job *job, const panel_tiles *pt, int p, cons
     if (mv > CK_MR) mv = CK_MR;
     for (int r = 0; r < mv; r++) {
         const int o = p * CK_MR + r;
-        output_transform(job, m + (size_t)r * T, (ptrdiff_t)CK_MR * T, y);
+        job->output_transform(m + (size_t)r * T, (ptrdiff_t)CK_MR * T, y);
         const float bias = cv->bias ? cv->bias[o] : 0.0f;
         for (int l = 0; l < pt->count; l++) {
             float *dst = io->out + (ptrdiff_t)pt->img[l] * io->out_batch_stride + (ptrdiff_t)o * oh * ow;
@@ -458,7 +440,7 @@ __attribute__((target("avx512f,avx2,fma"))) static int output_stage_avx512(const
     const __m512 zero = _mm512_setzero_ps();
     for (int r = 0; r < mv; r++) {
         const int o = p * CK_MR + r;
-        output_transform(job, m + (size_t)r * T, (ptrdiff_t)CK_MR * T, y);
+        job->output_transform(m + (size_t)r * T, (ptrdiff_t)CK_MR * T, y);
         const __m512 bias = _mm512_set1_ps(cv->bias ? cv->bias[o] : 0.0f);
         float *dst = io->out + (ptrdiff_t)o * plane;
         const float *res = io->residual ? io->residual + (ptrdiff_t)o * plane : NULL;
@@ -571,6 +553,14 @@ static void forward(int m, const ck_conv *cv, const ck_conv_io *io) {
     job.wide = ck_level() >= CK_LEVEL_AVX512;
 #else
     job.wide = 0;
+#endif
+    job.input_transform = m == 2 ? input_transform2_portable : input_transform_portable;
+    job.output_transform = m == 2 ? output_transform2_portable : output_transform_portable;
+#if defined(__x86_64__)
+    if (job.wide) {
+        job.input_transform = m == 2 ? input_transform2_avx512 : input_transform_avx512;
+        job.output_transform = m == 2 ? output_transform2_avx512 : output_transform_avx512;
+    }
 #endif
     const int threads = ck_threads();
     /* Row chunks only when whole panels would leave threads idle for more than about 15% of the layer's

@@ -110,6 +110,21 @@ struct KernelTests {
         print("kernels: packed GEMM worst relative error \(worst)")
     }
 
+    /// `relu(prepared(x))` for a whole NCHW tensor, through `PreparedConv2d.run` (outputs start as NaN).
+    static func run(_ prepared: PreparedConv2d, _ x: Tensor) -> [Float] {
+        let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3])
+        let (oh, ow) = prepared.outputSize(height: h, width: w)
+        let k = prepared.config.outChannels
+        var out = [Float](repeating: .nan, count: n * k * oh * ow)
+        x.data.withUnsafeBufferPointer { xp in
+            out.withUnsafeMutableBufferPointer { o in
+                prepared.run(batch: n, height: h, width: w, input: xp.baseAddress!, inputImageStride: x.shape[1] * h * w,
+                             output: o.baseAddress!, outputImageStride: k * oh * ow, activation: .relu)
+            }
+        }
+        return out
+    }
+
     /// A prepared convolution with everything fused: `relu(conv(relu(x * s + t)) + residual)`, where x is
     /// a channel slice of a larger buffer and the output goes into a channel slice of another.
     static func preparedCase(_ config: Conv2dConfig, n: Int, h: Int, w: Int, prologue: Bool, seed: UInt64) throws -> (ours: [Float], reference: [Float], prepared: PreparedConv2d) {
@@ -239,15 +254,7 @@ struct KernelTests {
                 #expect(prepared.weightsAsGiven().elementsEqual(conv.weight) { $0.bitPattern == $1.bitPattern }, "case \(i): weights changed")
                 let x = try Tensor(shape: [n, config.inChannels, h, w], data: Self.values(n * config.inChannels * h * w, seed: UInt64(110 + i)))
                 let reference = try bn(try Self.reference(conv, x), activation: .relu)
-                var out = [Float](repeating: .nan, count: reference.data.count)
-                let (oh, ow) = prepared.outputSize(height: h, width: w)
-                x.data.withUnsafeBufferPointer { xp in
-                    out.withUnsafeMutableBufferPointer { o in
-                        prepared.run(batch: n, height: h, width: w, input: xp.baseAddress!, inputImageStride: config.inChannels * h * w,
-                                     output: o.baseAddress!, outputImageStride: k * oh * ow, activation: .relu)
-                    }
-                }
-                let e = Self.relativeError(out, reference.data)
+                let e = Self.relativeError(Self.run(prepared, x), reference.data)
                 #expect(e <= 2e-5, "epilogue case \(i) \(config) at \(set), \(threads) thread(s): relative error \(e)")
             }
         }
@@ -292,15 +299,8 @@ struct KernelTests {
         for (n, size) in [(1, 7), (2, 28)] {
             let x = try Tensor(shape: [n, 128, size, size], data: Self.values(n * 128 * size * size, seed: UInt64(215 + n)))
             let reference = try bn(try Self.reference(conv, x), activation: .relu)
-            var out = [Float](repeating: .nan, count: reference.data.count)
-            x.data.withUnsafeBufferPointer { xp in
-                out.withUnsafeMutableBufferPointer { o in
-                    prepared.run(batch: n, height: size, width: size, input: xp.baseAddress!, inputImageStride: 128 * size * size,
-                                 output: o.baseAddress!, outputImageStride: 32 * size * size, activation: .relu)
-                }
-            }
             #expect(prepared.usesWinograd(batch: n, height: size, width: size) == (size == 28 || !direct))
-            let e = Self.relativeError(out, reference.data)
+            let e = Self.relativeError(Self.run(prepared, x), reference.data)
             #expect(e <= 2e-5, "batch norm, batch \(n), \(size)x\(size): relative error \(e)")
         }
     }
@@ -354,13 +354,7 @@ struct KernelTests {
         for (n, size) in [(1, 14), (1, 6), (3, 8)] {
             let x = try Tensor(shape: [n, 192, size, size], data: Self.values(n * 192 * size * size, seed: UInt64(325 + n + size)))
             let reference = try bn(try Self.reference(conv, x), activation: .relu)
-            var out = [Float](repeating: .nan, count: reference.data.count)
-            x.data.withUnsafeBufferPointer { xp in
-                out.withUnsafeMutableBufferPointer { o in
-                    prepared.run(batch: n, height: size, width: size, input: xp.baseAddress!, inputImageStride: 192 * size * size,
-                                 output: o.baseAddress!, outputImageStride: 256 * size * size, activation: .relu)
-                }
-            }
+            let out = Self.run(prepared, x)
             let tiles = n * ((size + 1) / 2) * ((size + 1) / 2)
             #expect(prepared.usesWinograd(batch: n, height: size, width: size) == (tiles >= 20 || !direct))
             let e = Self.relativeError(out, reference.data)
