@@ -110,6 +110,33 @@ struct KernelTests {
         print("kernels: packed GEMM worst relative error \(worst)")
     }
 
+    /// One image alone puts the last columns of a 14 x 14 or 7 x 7 plane in a narrow last panel (196 = 6 x
+    /// 32 + 4, 49 = 32 + 17), which the AVX-512 kernel computes column by column; beside a second image
+    /// the same columns sit inside full panels (packed across images). Both must give the same floats.
+    @Test("a narrow last panel (4 or 17 columns) gives the same floats as the full tile, at every level")
+    func narrowPanel() throws {
+        let cases: [(Conv2dConfig, Int)] = [
+            (Conv2dConfig(inChannels: 300, outChannels: 40, kernel: 1), 14),
+            (Conv2dConfig(inChannels: 64, outChannels: 30, kernel: 3, padding: 1), 7),
+        ]
+        for (i, (config, side)) in cases.enumerated() {
+            let conv = try Self.conv(config, seed: UInt64(50 + i))
+            let plane = config.inChannels * side * side
+            let two = try Tensor(shape: [2, config.inChannels, side, side], data: Self.values(2 * plane, seed: UInt64(60 + i)))
+            let one = try Tensor(shape: [1, config.inChannels, side, side], data: Array(two.data[0..<plane]))
+            let ref = try Self.reference(conv, one, activation: .relu)
+            try Self.everyPath { set, threads in
+                let alone = try conv(one, activation: .relu).data
+                let beside = try conv(two, activation: .relu).data
+                #expect(alone.count * 2 == beside.count)
+                #expect(alone.elementsEqual(beside[0..<alone.count]) { $0.bitPattern == $1.bitPattern },
+                        "case \(i) at \(set), \(threads) thread(s): the narrow panel changed the result")
+                let e = Self.relativeError(alone, ref.data)
+                #expect(e <= 1e-5, "case \(i) at \(set), \(threads) thread(s): relative error \(e)")
+            }
+        }
+    }
+
     /// `relu(prepared(x))` for a whole NCHW tensor, through `PreparedConv2d.run` (outputs start as NaN).
     static func run(_ prepared: PreparedConv2d, _ x: Tensor) -> [Float] {
         let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3])
