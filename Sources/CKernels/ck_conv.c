@@ -158,7 +158,8 @@ typedef struct conv_job {
     const ck_conv_io *io;
     int og, ig, kg, mp;       /* per group: outputs, inputs, GEMM depth, weight panels */
     int plane;                /* oh * ow */
-    int nchunks, nc;          /* column chunks (per image, or over the batch when mixed) and their width */
+    int panels;               /* column panels per image, or over the batch when mixed */
+    int nchunks, nc;          /* column chunks (whole panels, balanced to within one) and the widest */
     int mixed;                /* chunks run over the columns of all images (small planes, batch > 1) */
     int buffered;             /* sums accumulate in a scratch buffer, stored once at the end */
     int mchunks;              /* row chunks (of weight panels, balanced to within one) */
@@ -268,17 +269,27 @@ static void pack_input(const conv_job *job, int g, int k0, int kc, int n0, int n
     }
 }
 
-/* Global columns [n0, n0 + ncols) of an item (image, group, chunk); ncols <= 0 when empty. */
+/* Global columns [n0, n0 + ncols) of an item (image, group, chunk); ncols <= 0 when empty. Chunk i holds
+ * panels [ceil(i * panels / nchunks), ceil((i + 1) * panels / nchunks)): the wider chunks come first, so
+ * that the last tasks taken are the short ones. */
 static void item_columns(const conv_job *job, int img, int nchunk, int *n0, int *ncols) {
-    const int plane = job->plane;
-    if (job->mixed) {
-        *n0 = nchunk * job->nc;
-        *ncols = job->io->batch * plane - *n0;
-    } else {
-        *n0 = img * plane + nchunk * job->nc;
-        *ncols = plane - nchunk * job->nc;
+    const int columns = job->mixed ? job->io->batch * job->plane : job->plane;
+    const int p0 = (int)(((long)nchunk * job->panels + job->nchunks - 1) / job->nchunks);
+    const int p1 = (int)(((long)(nchunk + 1) * job->panels + job->nchunks - 1) / job->nchunks);
+    const int c1 = p1 * CK_NR < columns ? p1 * CK_NR : columns;
+    *n0 = (job->mixed ? 0 : img * job->plane) + p0 * CK_NR;
+    *ncols = c1 - p0 * CK_NR;
+}
+
+/* The balance (ck_task_balance) of the job's items, in panels, taken in task order. */
+static double chunk_balance(const conv_job *job, long items, int threads) {
+    double sizes[4 * 64];
+    for (int i = 0; i < (int)items; i++) {
+        int n0, ncols;
+        item_columns(job, i / job->nchunks / job->cv->groups, i % job->nchunks, &n0, &ncols);
+        sizes[i] = ncols > 0 ? (double)((ncols + CK_NR - 1) / CK_NR) : 0.0;
     }
-    if (*ncols > job->nc) *ncols = job->nc;
+    return ck_task_balance((int)items, sizes, threads);
 }
 
 static float *shared_block(const conv_job *job, int item, int kb) {
@@ -397,14 +408,14 @@ void ck_conv_forward(const ck_conv *cv, const ck_conv_io *io) {
     job.plane = io->oh * io->ow;
     job.kernel = ck_kernel();
     if (io->batch <= 0 || job.plane <= 0) return;
-    /* Column chunks: at most NC_MAX wide, balanced; over all images when planes are small (so that
-     * panels are not padded per image and the weights are read once per chunk of several images). */
+    /* Column chunks: whole panels, at most NC_MAX wide, balanced to within one panel; over all images
+     * when planes are small (so that panels are not padded per image and the weights are read once per
+     * chunk of several images). */
     job.mixed = io->batch > 1 && job.plane < NC_MAX && job.plane % CK_NR != 0;
     const int columns = job.mixed ? io->batch * job.plane : job.plane;
-    job.nchunks = (columns + NC_MAX - 1) / NC_MAX;
-    int per = (columns + job.nchunks - 1) / job.nchunks;
-    job.nc = (per + CK_NR - 1) / CK_NR * CK_NR;
-    job.nchunks = (columns + job.nc - 1) / job.nc;
+    job.panels = (columns + CK_NR - 1) / CK_NR;
+    job.nchunks = (job.panels * CK_NR + NC_MAX - 1) / NC_MAX;
+    job.nc = (job.panels + job.nchunks - 1) / job.nchunks * CK_NR;
     /* Depth blocks: at most KC_MAX deep, balanced. */
     job.nkb = job.kg > 0 ? (job.kg + KC_MAX - 1) / KC_MAX : 1;
     job.kc = (job.kg + job.nkb - 1) / job.nkb;
@@ -413,27 +424,34 @@ void ck_conv_forward(const ck_conv *cv, const ck_conv_io *io) {
      * it: with several depth blocks, the sums go to a buffer first. */
     job.buffered = job.mixed || (io->residual != NULL && job.nkb > 1 &&
                                  (const float *)io->out == io->residual);
+    int threads = ck_threads();
+    const long images = job.mixed ? 1 : io->batch;
+    long items = images * cv->groups * job.nchunks;
+    /* Few items that whole threads cannot share evenly (ResNet's 14 x 14 layers at batch 8: 49 panels in
+     * 7 chunks, 4 for one thread and 3 for the other): up to twice as many, narrower chunks, the first
+     * count that keeps every thread busy for at least 95% of the layer. Fewer items than threads split by
+     * rows instead (below): narrower chunks would make every thread stream all the weights. */
+    if (threads > 1 && items >= threads && items < 4L * threads && chunk_balance(&job, items, threads) < 0.95) {
+        const int base = job.nchunks;
+        for (int n = base + 1; n <= 2 * base && n <= job.panels && images * cv->groups * n <= 4L * threads; n++) {
+            job.nchunks = n;
+            if (chunk_balance(&job, images * cv->groups * n, threads) >= 0.95) break;
+            job.nchunks = base;
+        }
+        job.nc = (job.panels + job.nchunks - 1) / job.nchunks * CK_NR;
+        items = images * cv->groups * job.nchunks;
+    }
     /* Row chunks only when the column chunks alone would leave threads idle for more than about 15% of
      * the layer's time (the split packs the input into a shared buffer first, behind one more barrier,
      * and both threads then read it: measured dearer than that much imbalance on ResNet-50's 28 x 28
      * layers at batch 1). Then about eight row chunks per thread, balanced to within one weight panel,
      * so that the thread that finishes first waits little for the other (measured 2-5% faster than four
      * on ResNet-50's 14 x 14 and 7 x 7 layers). */
-    int threads = ck_threads();
-    long items = (long)(job.mixed ? 1 : io->batch) * cv->groups * job.nchunks;
     job.mchunks = 1;
     job.shared = NULL;
-    if (threads > 1 && items < 4L * threads) {
-        double sizes[4 * 64];
-        for (int i = 0; i < (int)items; i++) {
-            int n0, ncols;
-            item_columns(&job, i / job.nchunks / cv->groups, i % job.nchunks, &n0, &ncols);
-            sizes[i] = ncols > 0 ? (double)((ncols + CK_NR - 1) / CK_NR) : 0.0;
-        }
-        if (ck_task_balance((int)items, sizes, threads) < 0.85) {
-            long want = (8L * threads + items - 1) / items;
-            job.mchunks = want > job.mp ? job.mp : (int)want;
-        }
+    if (threads > 1 && items < 4L * threads && chunk_balance(&job, items, threads) < 0.85) {
+        long want = (8L * threads + items - 1) / items;
+        job.mchunks = want > job.mp ? job.mp : (int)want;
     }
     /* Several row chunks of one item would each pack the same input: pack every item once, in
      * parallel, into a shared buffer first (when it is not too large). */

@@ -70,7 +70,8 @@ struct KernelTests {
 
     /// (geometry, input [N, C, H, W]): every lowering of the packed GEMM, edge tiles in both directions,
     /// output channels that are not a multiple of the 12-row panel, several images with small planes
-    /// (their columns are packed across images) and grouped layers.
+    /// (their columns are packed across images), column chunks narrowed for two threads, and grouped
+    /// layers.
     static let cases: [(Conv2dConfig, [Int])] = [
         (Conv2dConfig(inChannels: 20, outChannels: 30, kernel: 1), [2, 20, 9, 7]),
         (Conv2dConfig(inChannels: 16, outChannels: 24, kernel: 1), [1, 16, 16, 16]),
@@ -83,6 +84,10 @@ struct KernelTests {
         (Conv2dConfig(inChannels: 64, outChannels: 64, kernel: 3, padding: 1, groups: 16), [1, 64, 10, 12]),
         (Conv2dConfig(inChannels: 6, outChannels: 6, kernel: 3, padding: 1, groups: 6), [1, 6, 8, 8]),
         (Conv2dConfig(inChannels: 5, outChannels: 7, kernel: 3, padding: 2, dilation: 2), [1, 5, 9, 9]),
+        // three items that two threads cannot share: split into narrower column chunks (per image; and
+        // over the batch, 19 panels of 14 x 14 columns)
+        (Conv2dConfig(inChannels: 24, outChannels: 40, kernel: 1), [3, 24, 16, 16]),
+        (Conv2dConfig(inChannels: 16, outChannels: 28, kernel: 1), [3, 16, 14, 14]),
     ]
 
     @Test("packed GEMM convolution matches the CBLAS reference at every level and thread count (1e-5)")
