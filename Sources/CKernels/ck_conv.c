@@ -161,7 +161,8 @@ typedef struct conv_job {
     int panels;               /* column panels per image, or over the batch when mixed */
     int nchunks, nc;          /* column chunks (whole panels, balanced to within one) and the widest */
     int mixed;                /* chunks run over the columns of all images (small planes, batch > 1) */
-    int buffered;             /* sums accumulate in a scratch buffer, stored once at the end */
+    int buffered;             /* some panels' sums accumulate in a scratch buffer, stored once at the end */
+    int inplace;              /* a residual read from the output itself over several depth blocks */
     int mchunks;              /* row chunks (of weight panels, balanced to within one) */
     int nkb, kc;              /* depth blocks and their size */
     float *shared;            /* when set: every item's packed input, packed once before the compute */
@@ -334,11 +335,20 @@ static void conv_task(void *context, int task, int worker) {
     if (p0 >= p1 || ncols <= 0) return;
 
     float *bp = job->shared ? NULL : ck_scratch(0, (size_t)job->kc * job->nc);
-    /* mixed, or a residual read from the output itself over several depth blocks: accumulate the chunk
-     * in a buffer, [row][nc], then store it (image by image) with the epilogue */
-    float *acc = job->buffered ? ck_scratch(2, (size_t)(p1 - p0) * CK_MR * job->nc) : NULL;
-    float *outImage = io->out + (ptrdiff_t)img * io->out_batch_stride - (ptrdiff_t)(job->mixed ? 0 : img * plane);
-    const float *resImage = io->residual ? io->residual + (ptrdiff_t)img * io->residual_batch_stride : NULL;
+    /* Panels whose sums go to a buffer, [row][nc], and are stored at the end (image by image, with the
+     * epilogue): with a residual read from the output itself over several depth blocks, all of them;
+     * with columns over the batch, those that span two images (the others are stored in place, as the
+     * partial sums of a single image are). */
+    unsigned char inbuf[NC_MAX / CK_NR + 1];
+    int nbuf = 0;
+    for (int q = 0; q < panels; q++) {
+        int nv = ncols - q * CK_NR;
+        if (nv > CK_NR) nv = CK_NR;
+        const int col = n0 + q * CK_NR;
+        inbuf[q] = job->buffered && (!job->mixed || job->inplace || col / plane != (col + nv - 1) / plane);
+        nbuf += inbuf[q];
+    }
+    float *acc = nbuf ? ck_scratch(2, (size_t)(p1 - p0) * CK_MR * job->nc) : NULL;
     for (int kb = 0; kb < job->nkb; kb++) {
         const int k0 = kb * job->kc;
         int kc = job->kg - k0;
@@ -351,28 +361,29 @@ static void conv_task(void *context, int task, int worker) {
             int mv = job->og - p * CK_MR;
             if (mv > CK_MR) mv = CK_MR;
             const float *a = cv->packed + (((size_t)g * job->mp + p) * job->kg + k0) * CK_MR;
-            if (acc) {
-                float *c = acc + (size_t)(p - p0) * CK_MR * job->nc;
-                for (int q = 0; q < panels; q++)
-                    job->kernel(kc, a, bp + (size_t)q * kc * CK_NR, c + q * CK_NR, job->nc, CK_MR, CK_NR, first, 0,
-                                NULL, NULL, NULL, 0, 0);
-                continue;
-            }
             const float *bias = cv->bias ? cv->bias + row0 : NULL;
             const float *scale = cv->scale ? cv->scale + row0 : NULL;
             for (int q = 0; q < panels; q++) {
-                const int col = n0 + q * CK_NR; /* in image img: col - img * plane */
+                const float *b = bp + (size_t)q * kc * CK_NR;
+                if (inbuf[q]) {
+                    float *c = acc + (size_t)(p - p0) * CK_MR * job->nc + q * CK_NR;
+                    job->kernel(kc, a, b, c, job->nc, CK_MR, CK_NR, first, 0, NULL, NULL, NULL, 0, 0);
+                    continue;
+                }
+                const int col = n0 + q * CK_NR, im = col / plane, pos = col % plane; /* image im, position pos */
                 int nv = ncols - q * CK_NR;
                 if (nv > CK_NR) nv = CK_NR;
-                float *c = outImage + (size_t)row0 * plane + col;
-                const float *res = resImage ? resImage + (size_t)row0 * plane + (col - img * plane) : NULL;
-                job->kernel(kc, a, bp + (size_t)q * kc * CK_NR, c, (ptrdiff_t)plane, mv, nv, first, last, scale, bias, res,
-                            (ptrdiff_t)plane, io->relu);
+                float *c = io->out + (ptrdiff_t)im * io->out_batch_stride + (size_t)row0 * plane + pos;
+                const float *res = io->residual ? io->residual + (ptrdiff_t)im * io->residual_batch_stride +
+                                                      (size_t)row0 * plane + pos
+                                                : NULL;
+                job->kernel(kc, a, b, c, (ptrdiff_t)plane, mv, nv, first, last, scale, bias, res, (ptrdiff_t)plane,
+                            io->relu);
             }
         }
     }
     if (!acc) return;
-    /* store the buffered chunk: per row, per image segment, with scale, bias, residual and activation */
+    /* store the buffered panels: per row, per image segment, with scale, bias, residual and activation */
     const ck_epilogue_fn epilogue = ck_epilogue();
     for (int p = p0; p < p1; p++) {
         int mv = job->og - p * CK_MR;
@@ -381,17 +392,21 @@ static void conv_task(void *context, int task, int worker) {
             const int o = g * job->og + p * CK_MR + r;
             const float *src = acc + ((size_t)(p - p0) * CK_MR + r) * job->nc;
             const float b = cv->bias ? cv->bias[o] : 0.0f, sc = cv->scale ? cv->scale[o] : 1.0f;
-            int j = 0;
-            while (j < ncols) {
-                const int gpos = n0 + j, im = gpos / plane, pos = gpos % plane;
-                int run = plane - pos;
-                if (run > ncols - j) run = ncols - j;
-                float *dst = io->out + (ptrdiff_t)im * io->out_batch_stride + (size_t)o * plane + pos;
-                const float *res = io->residual ? io->residual + (ptrdiff_t)im * io->residual_batch_stride +
-                                                      (size_t)o * plane + pos
-                                                : NULL;
-                epilogue(src + j, dst, res, run, sc, b, io->relu);
-                j += run;
+            for (int q = 0; q < panels; q++) {
+                if (!inbuf[q]) continue;
+                int j = q * CK_NR;
+                const int jend = j + CK_NR < ncols ? j + CK_NR : ncols;
+                while (j < jend) {
+                    const int gpos = n0 + j, im = gpos / plane, pos = gpos % plane;
+                    int run = plane - pos;
+                    if (run > jend - j) run = jend - j;
+                    float *dst = io->out + (ptrdiff_t)im * io->out_batch_stride + (size_t)o * plane + pos;
+                    const float *res = io->residual ? io->residual + (ptrdiff_t)im * io->residual_batch_stride +
+                                                          (size_t)o * plane + pos
+                                                    : NULL;
+                    epilogue(src + j, dst, res, run, sc, b, io->relu);
+                    j += run;
+                }
             }
         }
     }
@@ -421,9 +436,10 @@ void ck_conv_forward(const ck_conv *cv, const ck_conv_io *io) {
     job.kc = (job.kg + job.nkb - 1) / job.nkb;
     if (job.kc < 1) job.kc = 1;
     /* A residual that is the output itself must be read before the first partial sums would overwrite
-     * it: with several depth blocks, the sums go to a buffer first. */
-    job.buffered = job.mixed || (io->residual != NULL && job.nkb > 1 &&
-                                 (const float *)io->out == io->residual);
+     * it: with several depth blocks, the sums go to a buffer first. So do the sums of panels that span
+     * two images when columns run over the batch. */
+    job.inplace = io->residual != NULL && job.nkb > 1 && (const float *)io->out == io->residual;
+    job.buffered = job.mixed || job.inplace;
     int threads = ck_threads();
     const long images = job.mixed ? 1 : io->batch;
     long items = images * cv->groups * job.nchunks;
