@@ -158,18 +158,26 @@ CK_AVX512 static void grouped_task(void *context, int task, int worker) {
         for (int ti = 0; ti < cv->kh; ti++)
             for (int tj = 0; tj < cv->kw; tj++) offs[st++] = (int)(c * cstride + ti * rstride) + j->toff[tj];
     const int step = j->ob == 16 ? 16 : j->ob == 8 ? 32 : 64;
+    /* A last run of at most 16 columns after 32-column blocks (the stem: 112 = 3 x 32 + 16) goes through
+     * 16-output blocks of one vector instead of half-empty 32-column ones, when the outputs allow. */
+    const int tail = j->ob == 8 && j->og % 16 == 0 && io->ow % 32 != 0 && io->ow % 32 <= 16 ? io->ow % 32 : 0;
+    const int xend = io->ow - tail;
     for (int b = 0; b < j->og / j->ob; b++) {
         const float *wb = wg + (size_t)b * j->ob;
         const int o0 = g * j->og + b * j->ob;
         for (int oy = oy0; oy < oy1; oy++) {
             const float *base = pad + (size_t)(oy - oy0) * cv->sh * rstride;
-            for (int x0 = 0; x0 < io->ow; x0 += step) {
+            for (int x0 = 0; x0 < xend; x0 += step) {
                 if (j->ob == 16) block_16x1(j, base, offs, steps, wb, oy, x0, out, res, cv->bias, o0);
                 else if (j->ob == 8) block_8x2(j, base, offs, steps, wb, oy, x0, out, res, cv->bias, o0);
                 else block_4x4(j, base, offs, steps, wb, oy, x0, out, res, cv->bias, o0);
             }
         }
     }
+    for (int b = 0; tail && b < j->og / 16; b++)
+        for (int oy = oy0; oy < oy1; oy++)
+            block_16x1(j, pad + (size_t)(oy - oy0) * cv->sh * rstride, offs, steps, wg + (size_t)b * 16, oy, xend, out,
+                       res, cv->bias, g * j->og + b * 16);
 }
 
 void ck_grouped_forward(const ck_conv *cv, const ck_conv_io *io) {
