@@ -207,6 +207,12 @@ CK_AVX512 static void direct_input_task(void *context, int task, int worker) {
 
 DIRECT_TILE(4, 6)
 DIRECT_TILE(2, 12)
+/* Last tiles with fewer positions (49 = 8 x 6 + 1 at 7 x 7, batch 1): the same sums, no wasted ones. */
+DIRECT_TILE(4, 1)
+DIRECT_TILE(4, 2)
+DIRECT_TILE(4, 3)
+DIRECT_TILE(4, 4)
+DIRECT_TILE(4, 5)
 
 /* The tiles [t0, t1) of a chunk. */
 static void chunk_tiles(const direct_job *j, int chunk, int *t0, int *t1) {
@@ -233,8 +239,8 @@ CK_AVX512 static void direct_task(void *context, int task, int worker) {
     chunk_tiles(j, chunk, &t0, &t1);
     if (t0 >= t1) return;
     float *ygrp = j->y + (size_t)grp * j->positions * j->g;
-    /* Scratch for a tile whose last positions lie past the end: computed on repeated positions and
-     * dropped. */
+    /* Scratch for a tile whose last positions lie past the end (32-output groups): computed on repeated
+     * positions and dropped. */
     float spill[24 * 64] __attribute__((aligned(64)));
     /* The next input block's weights (36 KiB for a 3x3 kernel and 64 outputs) are fetched into L2 a
      * slice per tile while this block's tiles run: at 7x7 a block serves only 9 tiles, and its first
@@ -252,6 +258,12 @@ CK_AVX512 static void direct_task(void *context, int task, int worker) {
             const float *px[24];
             for (int p = 0; p < j->np; p++) px[p] = position_base(j, p0 + (p < valid ? p : valid - 1));
             float *ys = ygrp + (size_t)p0 * j->g;
+            if (valid < j->np && j->ocb == 4) {
+                static void (*const short_tile[5])(const direct_job *, int, int, const float *const *, float *) = {
+                    tile_4_1, tile_4_2, tile_4_3, tile_4_4, tile_4_5};
+                short_tile[valid - 1](j, grp, cb, px, ys);
+                continue;
+            }
             if (valid < j->np) {
                 /* keep the valid sums in place: copy them into the spill tile, run, copy back */
                 memcpy(spill, ys, (size_t)valid * j->g * sizeof(float));

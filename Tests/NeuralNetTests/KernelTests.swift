@@ -240,6 +240,8 @@ struct KernelTests {
             // with a partial block at the end of each row.
             Case(config: Conv2dConfig(inChannels: 160, outChannels: 64, kernel: 3, padding: 1), n: 2, h: 5, w: 37, prologue: true, winograd: false, bound: 1e-5, direct: true),
             Case(config: Conv2dConfig(inChannels: 48, outChannels: 32, kernel: 3, stride: 2, padding: 1), n: 1, h: 6, w: 35, prologue: false, winograd: false, bound: 1e-5, direct: true),
+            // 49 positions: a last tile of one position (the w 37 case above ends in one of four)
+            Case(config: Conv2dConfig(inChannels: 160, outChannels: 64, kernel: 3, padding: 1), n: 1, h: 7, w: 7, prologue: false, winograd: false, bound: 1e-5, direct: true),
         ]
         var oneThread: [Int: [Float]] = [:]
         try Self.everyPath { set, threads in
