@@ -14,9 +14,10 @@ What it does (see Benchmarks/README.md):
                                                      batch axis; CPU provider, intra_op_num_threads,
                                                      sequential execution, all graph optimisations)
     all three read the same input file (float32 NCHW, fixed seed);
-  * per (batch, threads): warm-up, then `rounds` rounds in which the engines take turns (the order
-    rotates every round), each timing `per_round` inferences; reports the median and min of all timed
-    inferences, the ratios of the medians, and each worker's peak RSS (VmHWM, reset before the block);
+  * per (batch, threads): warm-up, then `rounds` rounds (twice as many at batch 8) in which the engines
+    take turns (the order rotates every round), each timing 3 inferences at batch 1 and 1 at batch 8;
+    reports the median and min of all timed inferences, the ratios of the medians, and each worker's
+    peak RSS (VmHWM, reset before the block);
   * times Model.load of resnet152 from a page-cached .pth (bench-data/resnet152.pth, written here
     from torchvision's random initialisation if missing) next to reading that file into memory.
 Peer processes run with the same thread settings; the machine may be shared, hence interleaving.
@@ -267,8 +268,12 @@ def main() -> int:
                 for e in engines:
                     e.ask("peak-reset")
                 times = {e.name: [] for e in engines}
+                # batch 1: 3 inferences per turn; batch 8: one per turn over twice the rounds (16 samples
+                # per engine by default rather than 8, so that one slow phase of the machine moves the
+                # median less)
                 per_round = 3 if batch == 1 else 1
-                for r in range(args.rounds):
+                rounds = args.rounds if batch == 1 else 2 * args.rounds
+                for r in range(rounds):
                     order = engines[r % 3:] + engines[:r % 3]
                     for e in order:
                         times[e.name] += [float(t) for t in e.ask(f"run {threads} {per_round}")]
@@ -286,7 +291,8 @@ def main() -> int:
     if not args.no_load:
         load_benchmark(lines)
         print(lines[-1], flush=True)
-    print(f"\n(latency in ms, median and min over {args.rounds} interleaved rounds; ratios of medians; "
+    print(f"\n(latency in ms, median and min over {args.rounds} interleaved rounds of 3 inferences at batch 1 and "
+          f"{2 * args.rounds} rounds of 1 at batch 8; ratios of medians; "
           f"peak RSS = VmHWM of each engine's process during that block; total {time.time() - started:.0f} s)")
     print("\n".join(["", "Summary", *lines]))
     return 0
