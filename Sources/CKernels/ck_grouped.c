@@ -54,6 +54,7 @@ typedef struct grouped_job {
     const ck_conv *cv;
     const ck_conv_io *io;
     int og, ig, ob;
+    int cv_rows;    /* rows of at most 8 columns and 32-output blocks: outputs in the vectors */
     int row_chunks, rows_per_chunk; /* output rows split over tasks */
     int wq; /* floats per phase row */
     int toff[16]; /* per kernel column: offset of its phase row and column shift */
@@ -103,6 +104,63 @@ typedef struct grouped_job {
 GROUPED_BLOCK(16, 1)
 GROUPED_BLOCK(8, 2)
 GROUPED_BLOCK(4, 4)
+
+/* Rows of at most 8 columns (ResNeXt's last stage: 7 x 7) would fill less than half of a 16-column
+ * vector: there the outputs go in the vectors instead. One tile is one output row of NP positions x 32
+ * outputs (two vectors), each (channel, tap) step one input value broadcast per position times two
+ * weight vectors. Every output is the same chain of fused multiply-adds over the steps as in the row
+ * blocks, so the floats are the same. The sums reach the NCHW output through a small buffer, one output
+ * channel's NP positions at a time, with the row blocks' epilogue. */
+#define GROUPED_CV(NP)                                                                                      \
+    CK_AVX512 static void cv_##NP(const grouped_job *j, const float *base, const int *offs, int steps,       \
+                                  const float *w, int oy, float *out, const float *res, const float *bias,  \
+                                  int o0) {                                                                 \
+        __m512 acc[NP][2];                                                                                 \
+        _Pragma("clang loop unroll(full)") for (int p = 0; p < NP; p++) acc[p][0] = acc[p][1] = _mm512_setzero_ps(); \
+        const int og = j->og;                                                                              \
+        for (int st = 0; st < steps; st++, w += og) {                                                      \
+            const float *src = base + offs[st];                                                            \
+            const __m512 w0 = _mm512_loadu_ps(w), w1 = _mm512_loadu_ps(w + 16);                            \
+            _Pragma("clang loop unroll(full)") for (int p = 0; p < NP; p++) {                              \
+                const __m512 x = _mm512_set1_ps(src[p]);                                                   \
+                acc[p][0] = _mm512_fmadd_ps(x, w0, acc[p][0]);                                             \
+                acc[p][1] = _mm512_fmadd_ps(x, w1, acc[p][1]);                                             \
+            }                                                                                              \
+        }                                                                                                  \
+        cv_store(j, &acc[0][0], NP, oy, out, res, bias, o0);                                               \
+    }
+
+CK_AVX512 static void cv_store(const grouped_job *j, const __m512 *acc, int np, int oy, float *out, const float *res,
+                               const float *bias, int o0) {
+    const ck_conv *cv = j->cv;
+    const ck_conv_io *io = j->io;
+    float t[8 * 32] __attribute__((aligned(64))); /* [position][32 outputs] */
+    for (int p = 0; p < np; p++) {
+        _mm512_store_ps(t + 32 * p, acc[2 * p]);
+        _mm512_store_ps(t + 32 * p + 16, acc[2 * p + 1]);
+    }
+    const __m512i idx = _mm512_setr_epi32(0, 32, 64, 96, 128, 160, 192, 224, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __mmask16 m = (__mmask16)((1u << np) - 1);
+    const size_t plane = (size_t)io->oh * io->ow;
+    for (int c = 0; c < 32; c++) {
+        const int o = o0 + c;
+        const size_t at = (size_t)o * plane + (size_t)oy * io->ow;
+        __m512 y = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, t + c, 4);
+        y = _mm512_fmadd_ps(y, _mm512_set1_ps(cv->scale ? cv->scale[o] : 1.0f), _mm512_set1_ps(bias ? bias[o] : 0.0f));
+        if (res) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(m, res + at));
+        if (io->relu) y = _mm512_max_ps(_mm512_setzero_ps(), y);
+        _mm512_mask_storeu_ps(out + at, m, y);
+    }
+}
+
+GROUPED_CV(1)
+GROUPED_CV(2)
+GROUPED_CV(3)
+GROUPED_CV(4)
+GROUPED_CV(5)
+GROUPED_CV(6)
+GROUPED_CV(7)
+GROUPED_CV(8)
 
 CK_AVX512 static void grouped_task(void *context, int task, int worker) {
     (void)worker;
@@ -157,6 +215,15 @@ CK_AVX512 static void grouped_task(void *context, int task, int worker) {
     for (int c = 0, st = 0; c < j->ig; c++)
         for (int ti = 0; ti < cv->kh; ti++)
             for (int tj = 0; tj < cv->kw; tj++) offs[st++] = (int)(c * cstride + ti * rstride) + j->toff[tj];
+    if (j->cv_rows) {
+        static void (*const cvt[8])(const grouped_job *, const float *, const int *, int, const float *, int, float *,
+                                   const float *, const float *, int)  = {cv_1, cv_2, cv_3, cv_4, cv_5, cv_6, cv_7, cv_8};
+        for (int b = 0; b < j->og / 32; b++)
+            for (int oy = oy0; oy < oy1; oy++)
+                cvt[io->ow - 1](j, pad + (size_t)(oy - oy0) * cv->sh * rstride, offs, steps, wg + (size_t)b * 32, oy, out,
+                               res, cv->bias, g * j->og + b * 32);
+        return;
+    }
     const int step = j->ob == 16 ? 16 : j->ob == 8 ? 32 : 64;
     /* A last run of at most 16 columns after 32-column blocks (the stem: 112 = 3 x 32 + 16) goes through
      * 16-output blocks of one vector instead of half-empty 32-column ones, when the outputs allow. */
@@ -187,6 +254,7 @@ void ck_grouped_forward(const ck_conv *cv, const ck_conv_io *io) {
     j.og = cv->out_channels / cv->groups;
     j.ig = cv->in_channels / cv->groups;
     j.ob = ck_grouped_block(cv->groups, cv->out_channels, io->ow);
+    j.cv_rows = io->ow <= 8 && j.og % 32 == 0;
     /* columns per phase row: what the last vector of the last block may read, rounded up */
     const int step = j.ob == 16 ? 16 : j.ob == 8 ? 32 : 64;
     const int xs = (io->ow + step - 1) / step * step;
