@@ -198,6 +198,20 @@ CK_AVX512 static void grouped_task(void *context, int task, int worker) {
                 for (int x = 0; x < xlo; x++) row[x] = 0.0f;
                 if (s == 1) {
                     memcpy(row + xlo, src + xlo + off, (size_t)(xhi - xlo) * sizeof(float));
+                } else if (s == 2) {
+                    /* 16 outputs from 32 consecutive inputs: the even ones, through one permute; masked
+                     * loads so that nothing past the row's last input is read */
+                    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+                    for (int x = xlo; x < xhi; x += 16) {
+                        const int n = xhi - x < 16 ? xhi - x : 16;
+                        const int left = 2 * n - 1; /* inputs needed: x * 2 + off ... + 2 (n - 1) */
+                        const __mmask16 m0 = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+                        const __mmask16 m1 = left > 16 ? (__mmask16)((1u << (left - 16)) - 1) : (__mmask16)0;
+                        const float *at = src + 2 * x + off;
+                        const __m512 v = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(m0, at), even,
+                                                                _mm512_maskz_loadu_ps(m1, at + 16));
+                        _mm512_mask_storeu_ps(row + x, (__mmask16)((1u << n) - 1), v);
+                    }
                 } else {
                     for (int x = xlo; x < xhi; x++) row[x] = src[x * s + off];
                 }
