@@ -251,18 +251,33 @@ static void gap_task(void *ctx, int task, int worker) {
     for (long p = lo; p < hi; p++) {
         long n = p / j->channels, c = p % j->channels;
         const float *src = j->in + n * j->in_stride + c * plane;
-        float sum = 0;
+        /* 16 running sums (element i goes to sum i % 16), added pairwise at the end: independent chains
+         * that the compiler keeps in one vector, where a single running sum waited on each addition
+         * (measured: the pools of squeeze-and-excitation took about 3 ms of se_resnet50 at batch 1).
+         * The order is fixed, so every instruction-set level gives the same floats. */
+        float acc[16] = {0};
+        const ptrdiff_t full = plane / 16 * 16;
         if (j->scale) {
             const float a = j->scale[c], b = j->shift[c];
-            for (ptrdiff_t i = 0; i < plane; i++) {
+            for (ptrdiff_t i = 0; i < full; i += 16)
+                for (int k = 0; k < 16; k++) {
+                    float v = src[i + k] * a + b;
+                    if (j->relu) v = v < 0 ? 0 : v;
+                    acc[k] += v;
+                }
+            for (ptrdiff_t i = full; i < plane; i++) {
                 float v = src[i] * a + b;
                 if (j->relu) v = v < 0 ? 0 : v;
-                sum += v;
+                acc[i - full] += v;
             }
         } else {
-            for (ptrdiff_t i = 0; i < plane; i++) sum += src[i];
+            for (ptrdiff_t i = 0; i < full; i += 16)
+                for (int k = 0; k < 16; k++) acc[k] += src[i + k];
+            for (ptrdiff_t i = full; i < plane; i++) acc[i - full] += src[i];
         }
-        j->out[p] = sum / (float)plane;
+        for (int w = 8; w >= 1; w /= 2)
+            for (int k = 0; k < w; k++) acc[k] += acc[k + w];
+        j->out[p] = acc[0] / (float)plane;
     }
 }
 
