@@ -291,6 +291,12 @@ static void item_columns(const conv_job *job, int img, int nchunk, int *n0, int 
     *ncols = c1 - p0 * CK_NR;
 }
 
+/* Cuts the columns into n chunks of whole panels (nc: the widest). */
+static void set_chunks(conv_job *job, int n) {
+    job->nchunks = n;
+    job->nc = (job->panels + n - 1) / n * CK_NR;
+}
+
 /* The balance (ck_task_balance) of the job's items, in panels, taken in task order. */
 static double chunk_balance(const conv_job *job, long items, int threads) {
     double sizes[4 * 64];
@@ -438,8 +444,7 @@ void ck_conv_forward(const ck_conv *cv, const ck_conv_io *io) {
     job.mixed = io->batch > 1 && job.plane < NC_MAX && job.plane % CK_NR != 0;
     const int columns = job.mixed ? io->batch * job.plane : job.plane;
     job.panels = (columns + CK_NR - 1) / CK_NR;
-    job.nchunks = (job.panels * CK_NR + NC_MAX - 1) / NC_MAX;
-    job.nc = (job.panels + job.nchunks - 1) / job.nchunks * CK_NR;
+    set_chunks(&job, (job.panels * CK_NR + NC_MAX - 1) / NC_MAX);
     /* Depth blocks: at most KC_MAX deep, balanced. */
     job.nkb = job.kg > 0 ? (job.kg + KC_MAX - 1) / KC_MAX : 1;
     job.kc = (job.kg + job.nkb - 1) / job.nkb;
@@ -452,18 +457,22 @@ void ck_conv_forward(const ck_conv *cv, const ck_conv_io *io) {
     int threads = ck_threads();
     const long images = job.mixed ? 1 : io->batch;
     long items = images * cv->groups * job.nchunks;
+    double balance = threads > 1 && items < 4L * threads ? chunk_balance(&job, items, threads) : 1.0;
     /* Few items that whole threads cannot share evenly (ResNet's 14 x 14 layers at batch 8: 49 panels in
      * 7 chunks, 4 for one thread and 3 for the other): up to twice as many, narrower chunks, the first
      * count that keeps every thread busy for at least 95% of the layer. Fewer items than threads split by
      * rows instead (below): narrower chunks would make every thread stream all the weights. */
-    if (threads > 1 && items >= threads && items < 4L * threads && chunk_balance(&job, items, threads) < 0.95) {
+    if (items >= threads && balance < 0.95) {
         const int base = job.nchunks;
         for (int n = base + 1; n <= 2 * base && n <= job.panels && images * cv->groups * n <= 4L * threads; n++) {
-            job.nchunks = n;
-            if (chunk_balance(&job, images * cv->groups * n, threads) >= 0.95) break;
-            job.nchunks = base;
+            set_chunks(&job, n);
+            const double b = chunk_balance(&job, images * cv->groups * n, threads);
+            if (b >= 0.95) {
+                balance = b;
+                break;
+            }
         }
-        job.nc = (job.panels + job.nchunks - 1) / job.nchunks * CK_NR;
+        if (balance < 0.95) set_chunks(&job, base);
         items = images * cv->groups * job.nchunks;
     }
     /* Row chunks only when the column chunks alone would leave threads idle for more than about 15% of
@@ -474,7 +483,7 @@ void ck_conv_forward(const ck_conv *cv, const ck_conv_io *io) {
      * on ResNet-50's 14 x 14 and 7 x 7 layers). */
     job.mchunks = 1;
     job.shared = NULL;
-    if (threads > 1 && items < 4L * threads && chunk_balance(&job, items, threads) < 0.85) {
+    if (balance < 0.85) {
         long want = (8L * threads + items - 1) / items;
         job.mchunks = want > job.mp ? job.mp : (int)want;
     }

@@ -54,11 +54,22 @@ typedef struct grouped_job {
     const ck_conv *cv;
     const ck_conv_io *io;
     int og, ig, ob;
+    int step;       /* columns per row block: 16 / 32 / 64 for blocks of 16 / 8 / 4 outputs */
     int cv_rows;    /* rows of at most 8 columns and 32-output blocks: outputs in the vectors */
     int row_chunks, rows_per_chunk; /* output rows split over tasks */
     int wq; /* floats per phase row */
     int toff[16]; /* per kernel column: offset of its phase row and column shift */
 } grouped_job;
+
+/* Stores output channel o's sums y at `at` (masked to m): fmaf(y, scale, bias), then the residual, then
+ * ReLU (the micro-kernels' epilogue arithmetic). */
+CK_AVX512 static inline void store_sums(const grouped_job *j, __m512 y, int o, size_t at, __mmask16 m, float *out,
+                                        const float *res, const float *bias) {
+    y = _mm512_fmadd_ps(y, _mm512_set1_ps(j->cv->scale ? j->cv->scale[o] : 1.0f), _mm512_set1_ps(bias ? bias[o] : 0.0f));
+    if (res) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(m, res + at));
+    if (j->io->relu) y = _mm512_max_ps(_mm512_setzero_ps(), y);
+    _mm512_mask_storeu_ps(out + at, m, y);
+}
 
 /* One block of OB output channels over NV vectors of 16 columns starting at x0 in output row oy. The
  * (channel, tap) steps run as one flat loop over precomputed input offsets: nested channel / row / column
@@ -68,7 +79,6 @@ typedef struct grouped_job {
     CK_AVX512 static void block_##OB##x##NV(const grouped_job *j, const float *base, const int *offs,       \
                                             int steps, const float *w, int oy, int x0, float *out,          \
                                             const float *res, const float *bias, int o0) {                  \
-        const ck_conv *cv = j->cv;                                                                         \
         const ck_conv_io *io = j->io;                                                                      \
         const int og = j->og;                                                                              \
         __m512 acc[OB][NV];                                                                                \
@@ -90,14 +100,9 @@ typedef struct grouped_job {
             int left = ow - (x0 + 16 * v);                                                                 \
             if (left <= 0) break;                                                                          \
             __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);                  \
-            for (int r = 0; r < OB; r++) {                                                                 \
-                const size_t at = (size_t)(o0 + r) * plane + (size_t)oy * ow + x0 + 16 * v;                \
-                __m512 y = _mm512_fmadd_ps(acc[r][v], _mm512_set1_ps(cv->scale ? cv->scale[o0 + r] : 1.0f), \
-                                           _mm512_set1_ps(bias ? bias[o0 + r] : 0.0f));                    \
-                if (res) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(m, res + at));                         \
-                if (io->relu) y = _mm512_max_ps(_mm512_setzero_ps(), y);                                   \
-                _mm512_mask_storeu_ps(out + at, m, y);                                                     \
-            }                                                                                              \
+            for (int r = 0; r < OB; r++)                                                                   \
+                store_sums(j, acc[r][v], o0 + r, (size_t)(o0 + r) * plane + (size_t)oy * ow + x0 + 16 * v, m, \
+                           out, res, bias);                                                                \
         }                                                                                                  \
     }
 
@@ -132,7 +137,6 @@ GROUPED_BLOCK(4, 4)
 
 CK_AVX512 static void cv_store(const grouped_job *j, const __m512 *acc, int np, int oy, float *out, const float *res,
                                const float *bias, int o0) {
-    const ck_conv *cv = j->cv;
     const ck_conv_io *io = j->io;
     float t[8 * 32] __attribute__((aligned(64))); /* [position][32 outputs] */
     for (int p = 0; p < np; p++) {
@@ -142,15 +146,9 @@ CK_AVX512 static void cv_store(const grouped_job *j, const __m512 *acc, int np, 
     const __m512i idx = _mm512_setr_epi32(0, 32, 64, 96, 128, 160, 192, 224, 0, 0, 0, 0, 0, 0, 0, 0);
     const __mmask16 m = (__mmask16)((1u << np) - 1);
     const size_t plane = (size_t)io->oh * io->ow;
-    for (int c = 0; c < 32; c++) {
-        const int o = o0 + c;
-        const size_t at = (size_t)o * plane + (size_t)oy * io->ow;
-        __m512 y = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, t + c, 4);
-        y = _mm512_fmadd_ps(y, _mm512_set1_ps(cv->scale ? cv->scale[o] : 1.0f), _mm512_set1_ps(bias ? bias[o] : 0.0f));
-        if (res) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(m, res + at));
-        if (io->relu) y = _mm512_max_ps(_mm512_setzero_ps(), y);
-        _mm512_mask_storeu_ps(out + at, m, y);
-    }
+    for (int c = 0; c < 32; c++)
+        store_sums(j, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, t + c, 4), o0 + c,
+                   (size_t)(o0 + c) * plane + (size_t)oy * io->ow, m, out, res, bias);
 }
 
 GROUPED_CV(1)
@@ -238,7 +236,7 @@ CK_AVX512 static void grouped_task(void *context, int task, int worker) {
                                res, cv->bias, g * j->og + b * 32);
         return;
     }
-    const int step = j->ob == 16 ? 16 : j->ob == 8 ? 32 : 64;
+    const int step = j->step;
     /* A last run of at most 16 columns after 32-column blocks (the stem: 112 = 3 x 32 + 16) goes through
      * 16-output blocks of one vector instead of half-empty 32-column ones, when the outputs allow. */
     const int tail = j->ob == 8 && j->og % 16 == 0 && io->ow % 32 != 0 && io->ow % 32 <= 16 ? io->ow % 32 : 0;
@@ -269,9 +267,9 @@ void ck_grouped_forward(const ck_conv *cv, const ck_conv_io *io) {
     j.ig = cv->in_channels / cv->groups;
     j.ob = ck_grouped_block(cv->groups, cv->out_channels, io->ow);
     j.cv_rows = io->ow <= 8 && j.og % 32 == 0;
+    j.step = j.ob == 16 ? 16 : j.ob == 8 ? 32 : 64;
     /* columns per phase row: what the last vector of the last block may read, rounded up */
-    const int step = j.ob == 16 ? 16 : j.ob == 8 ? 32 : 64;
-    const int xs = (io->ow + step - 1) / step * step;
+    const int xs = (io->ow + j.step - 1) / j.step * j.step;
     j.wq = xs + (cv->kw - 1) / cv->sw + 1;
     j.wq = (j.wq + 15) / 16 * 16;
     for (int tj = 0; tj < cv->kw && tj < 16; tj++) j.toff[tj] = (tj % cv->sw) * j.wq + tj / cv->sw;

@@ -24,6 +24,12 @@ CK_AVX512 static inline __m512 finish512(__m512 v, const float *c, __mmask16 m, 
     return v;
 }
 
+/* The masks of the first nv columns of a 32-column tile: columns 0-15 and 16-31. */
+CK_AVX512 static inline void column_masks(int nv, __mmask16 *m0, __mmask16 *m1) {
+    *m0 = nv >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nv) - 1);
+    *m1 = nv >= 32 ? (__mmask16)0xFFFF : nv > 16 ? (__mmask16)((1u << (nv - 16)) - 1) : (__mmask16)0;
+}
+
 #define ROW512(r)                                                                                           \
     do {                                                                                                    \
         __m512 ar = _mm512_set1_ps(a[r]);                                                                   \
@@ -58,8 +64,8 @@ CK_AVX512 static inline __m512 finish512(__m512 v, const float *c, __mmask16 m, 
             a += CK_MR;                                                                                    \
             b += CK_NR;                                                                                    \
         }                                                                                                  \
-        __mmask16 m0 = nv >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nv) - 1);                         \
-        __mmask16 m1 = nv >= 32 ? (__mmask16)0xFFFF : nv > 16 ? (__mmask16)((1u << (nv - 16)) - 1) : (__mmask16)0; \
+        __mmask16 m0, m1;                                                                                  \
+        column_masks(nv, &m0, &m1);                                                                        \
         for (int r = 0; r < R && r < mv; r++) {                                                            \
             float *cr = c + (ptrdiff_t)r * ldc;                                                            \
             const float *rr = res ? res + (ptrdiff_t)r * ldr : NULL;                                       \
@@ -103,8 +109,8 @@ CK_AVX512 static void finish_narrow512(const __m512 *acc, int n, float *c, ptrdi
     float t[32 * 16] __attribute__((aligned(64)));
     for (int j = 0; j < n; j++) _mm512_store_ps(t + 16 * j, acc[j]);
     const __m512i idx = _mm512_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240);
-    const __mmask16 m0 = nv >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nv) - 1);
-    const __mmask16 m1 = nv >= 32 ? (__mmask16)0xFFFF : nv > 16 ? (__mmask16)((1u << (nv - 16)) - 1) : (__mmask16)0;
+    __mmask16 m0, m1;
+    column_masks(nv, &m0, &m1);
     for (int r = 0; r < mv; r++) {
         float *cr = c + (ptrdiff_t)r * ldc;
         const float *rr = res ? res + (ptrdiff_t)r * ldr : NULL;
@@ -168,8 +174,8 @@ CK_AVX512 void ck_kernel_avx512(int kc, const float *a, const float *b, float *c
         a += CK_MR;
         b += CK_NR;
     }
-    __mmask16 m0 = nv >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nv) - 1);
-    __mmask16 m1 = nv >= 32 ? (__mmask16)0xFFFF : nv > 16 ? (__mmask16)((1u << (nv - 16)) - 1) : (__mmask16)0;
+    __mmask16 m0, m1;
+    column_masks(nv, &m0, &m1);
     STORE512(0) STORE512(1) STORE512(2) STORE512(3) STORE512(4) STORE512(5)
     STORE512(6) STORE512(7) STORE512(8) STORE512(9) STORE512(10) STORE512(11)
 }
