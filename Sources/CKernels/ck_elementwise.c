@@ -1,5 +1,5 @@
 /* Element-wise and pooling kernels, split over planes across the worker threads. Plain C loops that the
- * compiler vectorises; they are memory-bound, so one code path serves every CPU level, except the stem's
+ * compiler vectorises; they are memory-bound, so one code path serves every CPU level, except the stems'
  * 3x3 stride-2 max pool, which has an AVX-512 path. */
 #include "ck_internal.h"
 
@@ -139,7 +139,7 @@ typedef struct pool_job {
     int images, channels, h, w, oh, ow, kernel, stride, pad, tasks;
     const float *scale, *shift;
     int relu;
-    int vector3s2; /* max pool: 3x3, stride 2, padding 1 on an AVX-512 CPU (max_pool_3s2_avx512) */
+    int vector3s2; /* max pool: 3x3, stride 2, padding 0 or 1 on an AVX-512 CPU (max_pool_3s2_avx512) */
 } pool_job;
 
 #if defined(__x86_64__)
@@ -151,32 +151,33 @@ __attribute__((target("avx512f"))) static inline __m512 max_nan512(__m512 a, __m
 /* The first n of 16 lanes (none for n <= 0). */
 static inline __mmask16 first_lanes(int n) { return n <= 0 ? 0 : n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1); }
 
-/* One plane of the 3x3, stride-2, padding-1 max pool (ResNet's stem; floor or ceil output size), 16
- * outputs per step: the three rows' maxima over input columns [2 * ox0, 2 * ox0 + 32) (-inf past the
- * edge) split into even and odd columns, the odd ones shifted by a lane for each window's left column.
- * ResNet's and DenseNet's stem pool (64 x 112 x 112) at two threads: 0.42-0.47 ms with the separable loops
- * below (whose column pass the compiler cannot vectorise at stride 2), 0.12-0.14 ms. */
+/* One plane of the 3x3, stride-2 max pool with padding 0 or 1 (ResNet's and DenseNet's stem pool,
+ * padding 1; SENet's, padding 0 in ceil mode), 16 outputs per step: output ox covers input columns
+ * s + 2i, s + 2i + 1 and s + 2i + 2 for s = 2 * ox0 - padding. The three rows' maxima over the 33 columns
+ * [s, s + 33) (-inf outside the plane) split into even and odd columns; the third column of each window
+ * is the next even one. At two threads, 64 x 112 x 112: 0.42-0.47 ms with the separable loops below
+ * (whose column pass the compiler cannot vectorise at stride 2), 0.12-0.19 ms (SENet's: 0.44 -> 0.18 ms). */
 __attribute__((target("avx512f"))) static void max_pool_3s2_avx512(const float *src, float *dst, int h, int w, int oh,
-                                                                   int ow) {
+                                                                   int ow, int pad) {
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     const __m512 ninf = _mm512_set1_ps(-INFINITY);
     for (int oy = 0; oy < oh; oy++, dst += ow) {
-        const int y0 = 2 * oy - 1, ylo = y0 < 0 ? 0 : y0, yhi = y0 + 3 > h ? h : y0 + 3;
-        __m512 prev = ninf; /* lane 15: column 2 * ox0 - 1 (the left padding for the first step) */
+        const int y0 = 2 * oy - pad, ylo = y0 < 0 ? 0 : y0, yhi = y0 + 3 > h ? h : y0 + 3;
         for (int ox0 = 0; ox0 < ow; ox0 += 16) {
-            const int c0 = 2 * ox0;
-            const __mmask16 m0 = first_lanes(w - c0), m1 = first_lanes(w - c0 - 16);
-            __m512 a = ninf, b = ninf;
+            const int s = 2 * ox0 - pad; /* -1 only for the first step with padding 1 */
+            const __mmask16 m0 = first_lanes(w - s), m1 = first_lanes(w - s - 16), m2 = first_lanes(w - s - 32) & 1;
+            __m512 a = ninf, b = ninf, c = ninf;
             for (int y = ylo; y < yhi; y++) {
-                const float *r = src + (ptrdiff_t)y * w + c0;
-                a = max_nan512(a, _mm512_mask_loadu_ps(ninf, m0, r));
-                b = max_nan512(b, _mm512_mask_loadu_ps(ninf, m1, r + 16));
+                const float *r = src + (ptrdiff_t)y * w;
+                /* column -1 is padding: lanes 1-15 take columns 0-14 */
+                a = max_nan512(a, s < 0 ? _mm512_mask_expandloadu_ps(ninf, m0 & 0xFFFE, r) : _mm512_mask_loadu_ps(ninf, m0, r + s));
+                b = max_nan512(b, _mm512_mask_loadu_ps(ninf, m1, r + s + 16));
+                c = max_nan512(c, _mm512_mask_loadu_ps(ninf, m2, r + s + 32));
             }
             const __m512 e = _mm512_permutex2var_ps(a, even, b), o = _mm512_permutex2var_ps(a, odd, b);
-            const __m512 l = _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(o), _mm512_castps_si512(prev), 15));
-            _mm512_mask_storeu_ps(dst + ox0, first_lanes(ow - ox0), max_nan512(max_nan512(l, e), o));
-            prev = o;
+            const __m512 e2 = _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(c), _mm512_castps_si512(e), 1));
+            _mm512_mask_storeu_ps(dst + ox0, first_lanes(ow - ox0), max_nan512(max_nan512(e, o), e2));
         }
     }
 }
@@ -196,7 +197,7 @@ static void max_pool_task(void *ctx, int task, int worker) {
         float *dst = j->out + n * j->out_stride + c * (ptrdiff_t)j->oh * j->ow;
 #if defined(__x86_64__)
         if (j->vector3s2) {
-            max_pool_3s2_avx512(src, dst, j->h, j->w, j->oh, j->ow);
+            max_pool_3s2_avx512(src, dst, j->h, j->w, j->oh, j->ow, j->pad);
             continue;
         }
 #endif
@@ -260,7 +261,7 @@ void ck_max_pool(const float *in, ptrdiff_t in_image_stride, float *out, ptrdiff
     pool_job j = {in, in_image_stride, out, out_image_stride, images, channels, h, w, oh, ow, kernel, stride, pad, 0,
                   NULL, NULL, 0};
 #if defined(__x86_64__)
-    j.vector3s2 = kernel == 3 && stride == 2 && pad == 1 && ck_level() >= CK_LEVEL_AVX512;
+    j.vector3s2 = kernel == 3 && stride == 2 && (pad == 0 || pad == 1) && ck_level() >= CK_LEVEL_AVX512;
 #endif
     j.tasks = plane_tasks((long)images * channels, (long)h * w);
     ck_parallel_for(j.tasks, max_pool_task, &j);

@@ -493,9 +493,10 @@ struct KernelTests {
 
     @Test("3x3 stride-2 max pooling on wide planes (16 outputs per vector step on AVX-512) equals Ops.maxPool2d on every path")
     func rawMaxPoolWide() throws {
-        // 74 columns: 37 outputs (floor) or 38 (ceil: the last window holds one column), so three vector
-        // steps, the last one partial. NaNs at column 31 (the carried left column of the second step),
-        // column 32, the last column and an odd row; the top and bottom rows use the padding.
+        // 74 columns: with padding 1, 37 outputs (floor) or 38 (ceil: the last window holds one column);
+        // without, 36 or 37 (ceil, SENet's stem pool). Three vector steps, the last one partial. NaNs at
+        // column 31 (the last of the first step's 32 columns), column 32 (the 33rd, shared with the next
+        // step), the last column and the first, and rows at the top and bottom edges.
         let (n, c, h, w) = (2, 3, 13, 74)
         var data = Self.values(n * c * h * w, seed: 21)
         for (img, ch, y, x) in [(0, 0, 4, 31), (0, 1, 7, 32), (1, 2, 12, 73), (1, 0, 0, 0), (0, 2, 5, 50)] {
@@ -503,21 +504,26 @@ struct KernelTests {
         }
         let x = try Tensor(shape: [n, c, h, w], data: data)
         try Self.everyPath { set, threads in
-            for ceil in [false, true] {
-                let ref = try Ops.maxPool2d(x, kernel: 3, stride: 2, padding: 1, ceilMode: ceil)
+            for (padding, ceil, width) in [(1, false, 37), (1, true, 38), (0, false, 36), (0, true, 37)] {
+                let ref = try Ops.maxPool2d(x, kernel: 3, stride: 2, padding: padding, ceilMode: ceil)
                 let (oh, ow) = (ref.shape[2], ref.shape[3])
-                #expect(ow == (ceil ? 38 : 37))
+                #expect(ow == width)
                 var out = [Float](repeating: 0, count: ref.data.count)
                 data.withUnsafeBufferPointer { src in
                     out.withUnsafeMutableBufferPointer {
                         RawOps.maxPool(src.baseAddress!, inputImageStride: c * h * w, output: $0.baseAddress!, outputImageStride: c * oh * ow,
-                                       images: n, channels: c, height: h, width: w, outHeight: oh, outWidth: ow, kernel: 3, stride: 2, padding: 1)
+                                       images: n, channels: c, height: h, width: w, outHeight: oh, outWidth: ow, kernel: 3,
+                                       stride: 2, padding: padding)
                     }
                 }
-                #expect(out.elementsEqual(ref.data) { $0 == $1 || ($0.isNaN && $1.isNaN) }, "\(set), \(threads) threads, ceil \(ceil)")
-                // outputs 15 and 16 of row 2 both see column 31 of input row 4
-                #expect(out[2 * ow + 15].isNaN && out[2 * ow + 16].isNaN)
-                #expect(out.filter(\.isNaN).count == ref.data.filter(\.isNaN).count)
+                let label = "\(set), \(threads) threads, padding \(padding), ceil \(ceil)"
+                #expect(out.elementsEqual(ref.data) { $0 == $1 || ($0.isNaN && $1.isNaN) }, "\(label)")
+                // windows that straddle two vector steps: with padding 1, outputs 15 and 16 of row 2 share
+                // column 31 (channel 0, input row 4); without, outputs 15 and 16 of row 3 share column 32
+                // (channel 1, input row 7)
+                let at = padding == 1 ? 2 * ow : oh * ow + 3 * ow
+                #expect(out[at + 15].isNaN && out[at + 16].isNaN, "\(label)")
+                #expect(out.filter(\.isNaN).count == ref.data.filter(\.isNaN).count, "\(label)")
             }
         }
     }
