@@ -102,7 +102,23 @@ typedef struct gate_job {
     const float *gate, *res;
     int images, channels, relu, tasks;
     ptrdiff_t plane;
+    int wide; /* AVX-512 CPU: gate_plane_avx512 */
 } gate_job;
+
+#if defined(__x86_64__)
+/* One plane of gate_task, 16 values per step: x * g, then + r, then ReLU as max(0, v) (which keeps NaN and
+ * -0 as `v < 0 ? 0 : v` does): the same floats as the loop below. */
+__attribute__((target("avx512f"))) static void gate_plane_avx512(float *x, const float *r, float g, ptrdiff_t n, int relu) {
+    const __m512 gv = _mm512_set1_ps(g), zero = _mm512_setzero_ps();
+    for (ptrdiff_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), gv);
+        if (r) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, r + i));
+        if (relu) v = _mm512_max_ps(zero, v);
+        _mm512_mask_storeu_ps(x + i, m, v);
+    }
+}
+#endif
 
 static void gate_task(void *ctx, int task, int worker) {
     (void)worker;
@@ -113,6 +129,12 @@ static void gate_task(void *ctx, int task, int worker) {
         float *x = j->x + p * j->plane;
         const float *r = j->res ? j->res + p * j->plane : NULL;
         const float g = j->gate[p];
+#if defined(__x86_64__)
+        if (j->wide) {
+            gate_plane_avx512(x, r, g, j->plane, j->relu);
+            continue;
+        }
+#endif
         for (ptrdiff_t i = 0; i < j->plane; i++) {
             float v = x[i] * g;
             if (r) v += r[i];
@@ -124,7 +146,10 @@ static void gate_task(void *ctx, int task, int worker) {
 
 void ck_scale_channels(float *x, const float *gate, const float *residual, int images, int channels,
                        ptrdiff_t plane, int relu) {
-    gate_job j = {x, gate, residual, images, channels, relu, 0, plane};
+    gate_job j = {x, gate, residual, images, channels, relu, 0, plane, 0};
+#if defined(__x86_64__)
+    j.wide = ck_level() >= CK_LEVEL_AVX512;
+#endif
     j.tasks = plane_tasks((long)images * channels, plane);
     ck_parallel_for(j.tasks, gate_task, &j);
 }

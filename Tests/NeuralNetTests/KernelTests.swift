@@ -456,7 +456,7 @@ struct KernelTests {
                         RawOps.scaleChannels(yp.baseAddress!, gates: gates, residual: r.baseAddress!, images: n, channels: c, plane: h * w, activation: .relu)
                     }
                 }
-                #expect(Self.relativeError(y, expected.data) <= 1e-6)
+                #expect(y == expected.data)
                 var sum = [Float](repeating: 0, count: x.count)
                 sum.withUnsafeMutableBufferPointer { o in
                     residual.data.withUnsafeBufferPointer { r in
@@ -488,6 +488,43 @@ struct KernelTests {
             }
             #expect(out.elementsEqual(ref.data) { $0 == $1 || ($0.isNaN && $1.isNaN) }, "stride \(stride) padding \(padding)")
             #expect(out.contains { $0.isNaN })
+        }
+    }
+
+    @Test("channel gating gives the same bits on every path, NaN and -0 through ReLU included")
+    func rawScaleChannelsBits() throws {
+        // two planes of 37 values (two full 16-value steps and a tail of 5)
+        let (c, plane) = (2, 37)
+        var x = Self.values(c * plane, seed: 31)
+        x[3] = .nan
+        x[17] = -0.0
+        x[40] = -0.0
+        x[70] = .nan
+        let residual = Self.values(c * plane, seed: 32).map { $0 * 0.5 }
+        let gates: [Float] = [0.75, 1.0]
+        func run(_ res: Bool) -> [UInt32] {
+            var y = x
+            y.withUnsafeMutableBufferPointer { yp in
+                residual.withUnsafeBufferPointer { r in
+                    RawOps.scaleChannels(yp.baseAddress!, gates: gates, residual: res ? r.baseAddress! : nil, images: 1, channels: c,
+                                         plane: plane, activation: .relu)
+                }
+            }
+            return y.map(\.bitPattern)
+        }
+        for res in [false, true] {
+            let portable = Engine.withOverrides(instructionSet: .portable) { run(res) }
+            // the portable loop: x * g, then + r, then `v < 0 ? 0 : v`
+            let expected = (0..<(c * plane)).map { i -> UInt32 in
+                var v = x[i] * gates[i / plane]
+                if res { v += residual[i] }
+                return (v < 0 ? 0 : v).bitPattern
+            }
+            #expect(portable == expected)
+            if !res { #expect(portable[17] == (-0.0 as Float).bitPattern && Float(bitPattern: portable[3]).isNaN) }
+            try Self.everyPath { set, threads in
+                #expect(run(res) == portable, "\(set), \(threads) threads, residual \(res)")
+            }
         }
     }
 
