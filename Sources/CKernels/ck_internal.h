@@ -4,18 +4,20 @@
 #include "CKernels.h"
 #include <stddef.h>
 
-/* A micro-kernel: the CK_MR x CK_NR tile C = A(kc x MR panel) * B(kc x NR panel).
+/* A micro-kernel: the CK_MR x CK_NR tile C = A(kc x MR panel) * B(kc x NR panel), B's rows `ldb` floats
+ * apart (CK_NR when packed; a 1x1 layer's plane when read in place, where the kernel reads the full
+ * CK_NR columns of each row, or exactly nv rounded up to even for the AVX-512 narrow tails).
  * `first`: C is overwritten, else added to. `last`: then C * scale[r] + bias[r] (1 / 0 when NULL, one
  * rounding), residual (if res) and ReLU
  * (if relu) are applied. Only the first `mv` rows and `nv` columns of C are touched. */
-typedef void (*ck_kernel_fn)(int kc, const float *a, const float *b, float *c, ptrdiff_t ldc, int mv, int nv,
+typedef void (*ck_kernel_fn)(int kc, const float *a, const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc, int mv, int nv,
                              int first, int last, const float *scale, const float *bias, const float *res, ptrdiff_t ldr, int relu);
 
-void ck_kernel_portable(int kc, const float *a, const float *b, float *c, ptrdiff_t ldc, int mv, int nv,
+void ck_kernel_portable(int kc, const float *a, const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc, int mv, int nv,
                         int first, int last, const float *scale, const float *bias, const float *res, ptrdiff_t ldr, int relu);
-void ck_kernel_avx2(int kc, const float *a, const float *b, float *c, ptrdiff_t ldc, int mv, int nv, int first,
+void ck_kernel_avx2(int kc, const float *a, const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc, int mv, int nv, int first,
                     int last, const float *scale, const float *bias, const float *res, ptrdiff_t ldr, int relu);
-void ck_kernel_avx512(int kc, const float *a, const float *b, float *c, ptrdiff_t ldc, int mv, int nv,
+void ck_kernel_avx512(int kc, const float *a, const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc, int mv, int nv,
                       int first, int last, const float *scale, const float *bias, const float *res, ptrdiff_t ldr, int relu);
 
 /** dst[x] = act(src[x] * scale + bias + res[x]) for x < n (res NULL: no residual; res may equal dst):

@@ -493,7 +493,7 @@ static void wino_task(void *context, int task, int worker) {
         const int rows = cv->out_channels - p * CK_MR < CK_MR ? cv->out_channels - p * CK_MR : CK_MR;
         for (int xi = 0; xi < job->na; xi++) {
             const float *a = cv->packed + ((size_t)xi * job->mp + p) * cin * CK_MR;
-            job->kernel(cin, a, v + (size_t)xi * cin * T, m + (size_t)xi * CK_MR * T, T, rows, T, 1, 1, NULL, NULL, NULL, 0, 0);
+            job->kernel(cin, a, v + (size_t)xi * cin * T, T, m + (size_t)xi * CK_MR * T, T, rows, T, 1, 1, NULL, NULL, NULL, 0, 0);
         }
 #if defined(__x86_64__)
         if (job->wide && output_stage_avx512(job, &pt, p, m)) continue;
@@ -518,7 +518,7 @@ static void wino_gemm_task(void *context, int task, int worker) {
     const int rows = cv->out_channels - p * CK_MR < CK_MR ? cv->out_channels - p * CK_MR : CK_MR;
     for (int xi = xb * job->a; xi < xb * job->a + job->a; xi++) {
         const float *a = cv->packed + ((size_t)xi * job->mp + p) * cin * CK_MR;
-        job->kernel(cin, a, v + (size_t)xi * cin * T, m + (size_t)xi * CK_MR * T, T, rows, T, 1, 1, NULL, NULL, NULL, 0, 0);
+        job->kernel(cin, a, v + (size_t)xi * cin * T, T, m + (size_t)xi * CK_MR * T, T, rows, T, 1, 1, NULL, NULL, NULL, 0, 0);
     }
 }
 

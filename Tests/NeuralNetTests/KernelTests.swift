@@ -221,6 +221,8 @@ struct KernelTests {
         }
         let cases: [Case] = [
             Case(config: Conv2dConfig(inChannels: 40, outChannels: 24, kernel: 1), n: 2, h: 7, w: 9, prologue: true, winograd: false, bound: 1e-5),
+            // a plane of a multiple of 16 values, which a 1x1 layer without a prologue reads in place
+            Case(config: Conv2dConfig(inChannels: 40, outChannels: 24, kernel: 1), n: 1, h: 8, w: 8, prologue: true, winograd: false, bound: 1e-5),
             Case(config: Conv2dConfig(inChannels: 16, outChannels: 20, kernel: 3, padding: 1), n: 2, h: 13, w: 10, prologue: false, winograd: true, bound: 2e-5),
             Case(config: Conv2dConfig(inChannels: 128, outChannels: 32, kernel: 3, padding: 1), n: 1, h: 9, w: 9, prologue: false, winograd: true, bound: 2e-5),
             Case(config: Conv2dConfig(inChannels: 16, outChannels: 20, kernel: 3, padding: 1), n: 1, h: 10, w: 7, prologue: true, winograd: true, bound: 2e-5),
@@ -488,6 +490,60 @@ struct KernelTests {
             }
             #expect(out.elementsEqual(ref.data) { $0 == $1 || ($0.isNaN && $1.isNaN) }, "stride \(stride) padding \(padding)")
             #expect(out.contains { $0.isNaN })
+        }
+    }
+
+    /// 1x1 stride-1 layers on planes of a multiple of 16 values, one image's columns per chunk, are read by
+    /// the AVX-512 kernel straight from the input (no packing); other layouts pack. Both must give the
+    /// same floats, with an input that is a channel slice of a larger buffer, two depth blocks (300
+    /// inputs), a 16-column last panel, and a residual that is the output itself.
+    @Test("1x1 layers read in place give the floats of the packed path, residual in place included")
+    func pointwiseInPlace() throws {
+        // (inputs, outputs, batch, h, w): 6 x 8 = 48 = 32 + 16 columns (alone: in place; beside a second
+        // image: packed across images), 16 x 19 = 304 = 9 x 32 + 16 per image
+        let cases = [(300, 30, 2, 6, 8), (40, 64, 2, 6, 8), (300, 30, 2, 16, 19), (24, 40, 1, 16, 16)]
+        for (i, (cin, cout, n, h, w)) in cases.enumerated() {
+            let conv = try Self.conv(Conv2dConfig(inChannels: cin, outChannels: cout, kernel: 1), seed: UInt64(70 + i))
+            let prepared = PreparedConv2d(conv)
+            let plane = h * w, inStride = (cin + 2) * plane, outStride = cout * plane
+            let input = Self.values(n * inStride, seed: UInt64(80 + i))
+            let residual = Self.values(n * outStride, seed: UInt64(90 + i))
+            // images [first, first + count) of the input, the residual separate or in the output itself
+            func run(first: Int, count: Int, inPlace: Bool) -> [Float] {
+                var out = inPlace ? Array(residual[(first * outStride)..<((first + count) * outStride)])
+                                  : [Float](repeating: .nan, count: count * outStride)
+                input.withUnsafeBufferPointer { x in
+                    residual.withUnsafeBufferPointer { r in
+                        out.withUnsafeMutableBufferPointer { o in
+                            prepared.run(batch: count, height: h, width: w, input: x.baseAddress! + first * inStride, inputImageStride: inStride,
+                                         output: o.baseAddress!, outputImageStride: outStride,
+                                         residual: inPlace ? UnsafePointer(o.baseAddress!) : r.baseAddress! + first * outStride,
+                                         residualImageStride: outStride, inputScale: nil, inputShift: nil, activation: .relu)
+                        }
+                    }
+                }
+                return out
+            }
+            var sliced = [Float]()
+            for img in 0..<n { sliced += input[(img * inStride)..<(img * inStride + cin * plane)] }
+            let ref = try Ops.add(try Self.reference(conv, try Tensor(shape: [n, cin, h, w], data: sliced)),
+                                  try Tensor(shape: [n, cout, h, w], data: residual), activation: .relu).data
+            var atLevel: [Engine.InstructionSet: [Float]] = [:]
+            try Self.everyPath { set, threads in
+                let all = run(first: 0, count: n, inPlace: false)
+                #expect(Self.relativeError(all, ref) <= 1e-5, "case \(i) at \(set), \(threads) thread(s)")
+                #expect(run(first: 0, count: n, inPlace: true).elementsEqual(all) { $0.bitPattern == $1.bitPattern },
+                        "case \(i) at \(set), \(threads) thread(s): residual in place")
+                for img in 0..<n {
+                    let alone = run(first: img, count: 1, inPlace: img == 1)
+                    #expect(alone.elementsEqual(all[(img * outStride)..<((img + 1) * outStride)]) { $0.bitPattern == $1.bitPattern },
+                            "case \(i) image \(img) at \(set), \(threads) thread(s): alone differs from the batch")
+                }
+                if set != .portable { atLevel[set] = all }
+            }
+            if let avx2 = atLevel[.avx2], let avx512 = atLevel[.avx512] {
+                #expect(avx2.elementsEqual(avx512) { $0.bitPattern == $1.bitPattern }, "case \(i): AVX2 (packed) differs from AVX-512")
+            }
         }
     }
 
