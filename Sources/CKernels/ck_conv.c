@@ -193,6 +193,13 @@ static void pack_input(const conv_job *job, int g, int k0, int kc, int n0, int n
     const size_t inplane = (size_t)h * w;
     const int panels = (ncols + CK_NR - 1) / CK_NR;
     const int pointwise = cv->kh == 1 && cv->kw == 1 && cv->sh == 1 && cv->sw == 1 && cv->ph == 0 && cv->pw == 0;
+    if (pointwise && io->in_scale == NULL && n0 / plane == (n0 + ncols - 1) / plane && ck_level() >= CK_LEVEL_AVX512) {
+        /* one image's contiguous columns: plain rows */
+        const int img = n0 / plane;
+        ck_pack_rows_avx512(io->in + (ptrdiff_t)img * io->in_batch_stride + ((size_t)g * job->ig + k0) * inplane + (n0 - img * plane),
+                            (ptrdiff_t)inplane, kc, ncols, dst);
+        return;
+    }
     pack_segment seg[NC_MAX + NC_MAX / CK_NR + 1];
     int nseg = 0;
     for (int j = 0; j < ncols;) {

@@ -34,6 +34,10 @@ ck_epilogue_fn ck_epilogue(void);
 /** The micro-kernel of the level in use. */
 ck_kernel_fn ck_kernel(void);
 
+/* Packs kc rows of ncols contiguous floats (row r at src + r * stride) into panels of CK_NR columns,
+ * [panel][kc][CK_NR] (panel q at dst + q * kc * CK_NR), zero past ncols. AVX-512F only (ck_level()). */
+void ck_pack_rows_avx512(const float *src, ptrdiff_t stride, int kc, int ncols, float *dst);
+
 /** The share of `threads` threads' time spent working when tasks of the given sizes (in any unit) are
  *  taken in order, each by the thread that is free first (1 when there is nothing to do). Layers decide
  *  with it whether whole tasks balance well enough or must also be split by output channels. */

@@ -180,6 +180,29 @@ CK_AVX512 void ck_kernel_avx512(int kc, const float *a, const float *b, ptrdiff_
     STORE512(6) STORE512(7) STORE512(8) STORE512(9) STORE512(10) STORE512(11)
 }
 
+/* One row at a time, every panel's 32 floats by two (masked) loads and two aligned stores: the packing
+ * of a 1x1 layer's input in a chunk of one image, where the generic loop in ck_conv.c copied each
+ * 32-float run with a call per run and zeroed the last panel's tail with another. */
+CK_AVX512 void ck_pack_rows_avx512(const float *src, ptrdiff_t stride, int kc, int ncols, float *dst) {
+    const int panels = (ncols + CK_NR - 1) / CK_NR, full = ncols / CK_NR;
+    __mmask16 m0, m1;
+    column_masks(ncols - full * CK_NR, &m0, &m1);
+    const size_t step = (size_t)kc * CK_NR;
+    for (int k = 0; k < kc; k++) {
+        const float *s = src + (ptrdiff_t)k * stride;
+        float *d = dst + (size_t)k * CK_NR;
+        int q = 0;
+        for (; q < full; q++, s += CK_NR, d += step) {
+            _mm512_store_ps(d, _mm512_loadu_ps(s));
+            _mm512_store_ps(d + 16, _mm512_loadu_ps(s + 16));
+        }
+        if (q < panels) {
+            _mm512_store_ps(d, _mm512_maskz_loadu_ps(m0, s));
+            _mm512_store_ps(d + 16, _mm512_maskz_loadu_ps(m1, s + 16));
+        }
+    }
+}
+
 /* AVX2: one 6 x 16 block; a has row stride CK_MR, b column stride CK_NR. */
 CK_AVX2 static inline __m256 finish256(__m256 v, float *c, __m256i m, int full, int first, int last, float scale,
                                        float bias, const float *res, int relu) {
@@ -306,5 +329,8 @@ void ck_kernel_avx2(int kc, const float *a, const float *b, ptrdiff_t ldb, float
 void ck_kernel_avx512(int kc, const float *a, const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc, int mv, int nv,
                       int first, int last, const float *scale, const float *bias, const float *res, ptrdiff_t ldr, int relu) {
     ck_kernel_portable(kc, a, b, ldb, c, ldc, mv, nv, first, last, scale, bias, res, ldr, relu);
+}
+void ck_pack_rows_avx512(const float *src, ptrdiff_t stride, int kc, int ncols, float *dst) {
+    (void)src; (void)stride; (void)kc; (void)ncols; (void)dst;
 }
 #endif
