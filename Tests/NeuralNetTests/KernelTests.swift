@@ -231,6 +231,8 @@ struct KernelTests {
             // grouped rows of at most 8 columns with 32 or 64 outputs per group: outputs in the vectors
             Case(config: Conv2dConfig(inChannels: 64, outChannels: 64, kernel: 3, padding: 1, groups: 2), n: 2, h: 6, w: 7, prologue: false, winograd: false, bound: 1e-5),
             Case(config: Conv2dConfig(inChannels: 64, outChannels: 128, kernel: 3, stride: 2, padding: 1, groups: 2), n: 1, h: 9, w: 11, prologue: false, winograd: false, bound: 1e-5),
+            // stride 2 onto rows of 9 to 16 columns with 16 outputs per group: 16 outputs in the vectors
+            Case(config: Conv2dConfig(inChannels: 64, outChannels: 64, kernel: 3, stride: 2, padding: 1, groups: 4), n: 2, h: 9, w: 27, prologue: false, winograd: false, bound: 1e-5),
             // a stem whose rows end in a run of 8 columns after a 32-column block (40 = 32 + 8): 16-output blocks
             Case(config: Conv2dConfig(inChannels: 3, outChannels: 32, kernel: 7, stride: 2, padding: 3), n: 2, h: 9, w: 80, prologue: false, winograd: false, bound: 1e-5),
             Case(config: Conv2dConfig(inChannels: 260, outChannels: 36, kernel: 3, padding: 1), n: 1, h: 6, w: 5, prologue: false, winograd: false, bound: 1e-5),
