@@ -170,7 +170,7 @@ typedef struct conv_job {
     int mchunks;              /* row chunks (of weight panels, balanced to within one) */
     int nkb, kc;              /* depth blocks and their size */
     float *shared;            /* when set: every item's packed input, packed once before the compute */
-    int direct;               /* the kernel reads whole panels straight from the input (see unpacked_panel) */
+    int direct;               /* the kernel reads the panels straight from the input, unpacked (below) */
     ck_kernel_fn kernel;
 } conv_job;
 
@@ -335,17 +335,6 @@ static void pack_task(void *context, int task, int worker) {
     pack_input(job, g, k0, kc, n0, ncols, shared_block(job, item, kb));
 }
 
-/* Whether panel q of an item (nv columns) is read by the kernel straight from the input instead of from
- * packed memory. A 1x1 stride-1 layer without an input prologue, whose columns are those of one image,
- * has B[k][n] = in[k * plane + n] already: the kernel reads it at row stride `plane`, and the packing pass
- * (a copy of every input value, 4% of ResNet-50 at batch 1, and the shared-packing phase with its barrier
- * where rows are split) goes away. Only full panels and the narrow AVX-512 tails, which read exactly their
- * columns (an even count: the narrow kernels compute columns in pairs), are read in place; another
- * tail is packed. */
-static int unpacked_panel(const conv_job *job, int nv) {
-    return job->direct && (nv == CK_NR || (nv <= 20 && nv % 2 == 0));
-}
-
 static void conv_task(void *context, int task, int worker) {
     (void)worker;
     const conv_job *job = context;
@@ -367,10 +356,10 @@ static void conv_task(void *context, int task, int worker) {
     const int p1 = (int)((long)(mchunk + 1) * job->mp / job->mchunks);
     if (p0 >= p1 || ncols <= 0) return;
 
-    float *bp = job->shared ? NULL : ck_scratch(0, (size_t)job->kc * job->nc);
-    /* direct: the input at the item's first column; the last panel, if it is packed, goes to bp */
-    const float *in0 = NULL;
-    int tailq = -1;
+    float *bp = job->shared || job->direct ? NULL : ck_scratch(0, (size_t)job->kc * job->nc);
+    /* direct: the input at the item's first column (one image's) */
+    const float *in0 = job->direct ? io->in + (ptrdiff_t)img * io->in_batch_stride + (size_t)g * job->ig * plane + (n0 - img * plane)
+                                   : NULL;
     /* Panels whose sums go to a buffer, [row][nc], and are stored at the end (image by image, with the
      * epilogue): with columns over the batch, those that span two images (the others are stored in
      * place, as the partial sums of a single image are), or all of them with a residual that is the
@@ -409,21 +398,12 @@ static void conv_task(void *context, int task, int worker) {
             }
         }
     }
-    if (job->direct) { /* (never buffered: the columns are one image's) */
-        in0 = io->in + (ptrdiff_t)img * io->in_batch_stride + (size_t)g * job->ig * plane + (n0 - img * plane);
-        if (!unpacked_panel(job, ncols - (panels - 1) * CK_NR)) tailq = panels - 1;
-    }
     for (int kb = 0; kb < job->nkb; kb++) {
         const int k0 = kb * job->kc;
         int kc = job->kg - k0;
         if (kc > job->kc) kc = job->kc;
-        if (job->direct) {
-            if (tailq >= 0) pack_input(job, g, k0, kc, n0 + tailq * CK_NR, ncols - tailq * CK_NR, bp);
-        } else if (job->shared) {
-            bp = shared_block(job, item, kb);
-        } else {
-            pack_input(job, g, k0, kc, n0, ncols, bp);
-        }
+        if (job->shared) bp = shared_block(job, item, kb);
+        else if (!job->direct) pack_input(job, g, k0, kc, n0, ncols, bp);
         const int first = kb == 0, last = kb == job->nkb - 1;
         for (int p = p0; p < p1; p++) {
             const int row0 = g * job->og + p * CK_MR;
@@ -433,16 +413,8 @@ static void conv_task(void *context, int task, int worker) {
             const float *bias = cv->bias ? cv->bias + row0 : NULL;
             const float *scale = cv->scale ? cv->scale + row0 : NULL;
             for (int q = 0; q < panels; q++) {
-                const float *b = bp + (size_t)q * kc * CK_NR;
-                ptrdiff_t ldb = CK_NR;
-                if (job->direct) {
-                    if (q == tailq) {
-                        b = bp;
-                    } else {
-                        b = in0 + (size_t)k0 * plane + q * CK_NR;
-                        ldb = plane;
-                    }
-                }
+                const float *b = job->direct ? in0 + (size_t)k0 * plane + q * CK_NR : bp + (size_t)q * kc * CK_NR;
+                const ptrdiff_t ldb = job->direct ? plane : CK_NR;
                 if (inbuf[q]) {
                     float *c = acc + (size_t)(p - p0) * CK_MR * job->nc + q * CK_NR;
                     job->kernel(kc, a, b, ldb, c, job->nc, CK_MR, CK_NR, first, 0, NULL, NULL, NULL, 0, 0);
@@ -519,10 +491,14 @@ void ck_conv_forward(const ck_conv *cv, const ck_conv_io *io) {
     /* A residual that is the output itself must be read before the first partial sums would overwrite
      * it: with several depth blocks, each task copies it first or buffers its sums (conv_task). */
     job.inplace = io->residual != NULL && job.nkb > 1 && (const float *)io->out == io->residual;
-    /* 1x1 stride-1 layers read their input in place (unpacked_panel) on AVX-512 CPUs when each chunk's
-     * columns are one image's and the plane is a multiple of 16 values, so that every panel row starts a
-     * cache line (given an aligned buffer). Measured, against packing, per call alternated in one
-     * process: ResNet-50's 256 -> 64 at 56 x 56 0.81-0.85x, 512 -> 128 at 28 x 28 0.89-0.92x, 64 -> 256
+    /* A 1x1 stride-1 layer without an input prologue, whose columns are those of one image, has its
+     * GEMM's B[k][n] = in[k * plane + n] already: on AVX-512 CPUs the kernel reads it at row stride
+     * `plane`, and the packing pass (a copy of every input value, 4% of ResNet-50 at batch 1, and the
+     * shared-packing phase with its barrier where rows are split) goes away. Only on planes of a multiple
+     * of 16 values: every panel row then starts a cache line (given an aligned buffer), and every panel
+     * is 32 columns, or 16 at the end of a plane, which the narrow kernel reads exactly (it computes
+     * columns in pairs: an odd tail would read past the plane). Measured, against packing, per call
+     * alternated in one process: ResNet-50's 256 -> 64 at 56 x 56 0.81-0.85x, 512 -> 128 at 28 x 28 0.89-0.92x, 64 -> 256
      * at 56 x 56 0.96-0.98x (batch 1 and 8, one and two threads); the whole network 1.7% faster at batch
      * 1 and 3.4% at batch 8. On 14 x 14 and 7 x 7 planes (rows of 784 and 196 bytes, every load split
      * across two lines) 1.0x and 1.14-1.46x: those stay packed. */

@@ -111,7 +111,7 @@ typedef struct gate_job {
 __attribute__((target("avx512f"))) static void gate_plane_avx512(float *x, const float *r, float g, ptrdiff_t n, int relu) {
     const __m512 gv = _mm512_set1_ps(g), zero = _mm512_setzero_ps();
     for (ptrdiff_t i = 0; i < n; i += 16) {
-        const __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        const __mmask16 m = ck_lanes16((int)(n - i < 16 ? n - i : 16));
         __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), gv);
         if (r) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, r + i));
         if (relu) v = _mm512_max_ps(zero, v);
@@ -173,9 +173,6 @@ __attribute__((target("avx512f"))) static inline __m512 max_nan512(__m512 a, __m
     return _mm512_mask_mov_ps(_mm512_max_ps(b, a), _mm512_cmp_ps_mask(b, b, _CMP_UNORD_Q), b);
 }
 
-/* The first n of 16 lanes (none for n <= 0). */
-static inline __mmask16 first_lanes(int n) { return n <= 0 ? 0 : n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1); }
-
 /* One plane of the 3x3, stride-2 max pool with padding 0 or 1 (ResNet's and DenseNet's stem pool,
  * padding 1; SENet's, padding 0 in ceil mode), 16 outputs per step: output ox covers input columns
  * s + 2i, s + 2i + 1 and s + 2i + 2 for s = 2 * ox0 - padding. The three rows' maxima over the 33 columns
@@ -191,7 +188,7 @@ __attribute__((target("avx512f"))) static void max_pool_3s2_avx512(const float *
         const int y0 = 2 * oy - pad, ylo = y0 < 0 ? 0 : y0, yhi = y0 + 3 > h ? h : y0 + 3;
         for (int ox0 = 0; ox0 < ow; ox0 += 16) {
             const int s = 2 * ox0 - pad; /* -1 only for the first step with padding 1 */
-            const __mmask16 m0 = first_lanes(w - s), m1 = first_lanes(w - s - 16), m2 = first_lanes(w - s - 32) & 1;
+            const __mmask16 m0 = ck_lanes16(w - s), m1 = ck_lanes16(w - s - 16), m2 = ck_lanes16(w - s - 32) & 1;
             __m512 a = ninf, b = ninf, c = ninf;
             for (int y = ylo; y < yhi; y++) {
                 const float *r = src + (ptrdiff_t)y * w;
@@ -202,7 +199,7 @@ __attribute__((target("avx512f"))) static void max_pool_3s2_avx512(const float *
             }
             const __m512 e = _mm512_permutex2var_ps(a, even, b), o = _mm512_permutex2var_ps(a, odd, b);
             const __m512 e2 = _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(c), _mm512_castps_si512(e), 1));
-            _mm512_mask_storeu_ps(dst + ox0, first_lanes(ow - ox0), max_nan512(max_nan512(e, o), e2));
+            _mm512_mask_storeu_ps(dst + ox0, ck_lanes16(ow - ox0), max_nan512(max_nan512(e, o), e2));
         }
     }
 }

@@ -55,16 +55,12 @@ typedef struct grouped_job {
     const ck_conv_io *io;
     int og, ig, ob;
     int step;       /* columns per row block: 16 / 32 / 64 for blocks of 16 / 8 / 4 outputs */
-    int cv_rows;    /* outputs in the vectors: 1 (32 outputs, rows of at most 8 columns), 2 (16, 9 to 16) */
+    int cv_outputs; /* outputs in the vectors, per tile: 32 (rows of at most 8 columns), 16 (9 to 16), or 0 */
     int row_chunks, rows_per_chunk; /* output rows split over tasks */
     int split; /* column phases of the padded copy: the stride for the row blocks' vector loads, else 1 */
-    int sx;    /* outputs in the vectors: the input column step between positions (the stride) */
     int wq;    /* floats per phase row */
     int toff[16]; /* per kernel column: offset of its phase row and column shift */
 } grouped_job;
-
-/* The first n of 16 lanes (none for n <= 0). */
-static inline __mmask16 lanes16(int n) { return n <= 0 ? 0 : n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
 
 /* Stores output channel o's sums y at `at` (masked to m): fmaf(y, scale, bias), then the residual, then
  * ReLU (the micro-kernels' epilogue arithmetic). */
@@ -115,96 +111,65 @@ GROUPED_BLOCK(16, 1)
 GROUPED_BLOCK(8, 2)
 GROUPED_BLOCK(4, 4)
 
-/* Rows of at most 8 columns (ResNeXt's last stage: 7 x 7) would fill less than half of a 16-column
- * vector: there the outputs go in the vectors instead. One tile is one output row of NP positions x 32
- * outputs (two vectors), each (channel, tap) step one input value broadcast per position times two
+/* Outputs in the vectors. Rows of at most 8 columns (ResNeXt's last stage: 7 x 7) would fill less than
+ * half of a 16-column vector; rows of 9 to 16 columns at stride 2 (its third stage) would need the
+ * column-phase copy. There one tile is one output row of NP positions x 16 W outputs (W weight vectors),
+ * each (channel, tap) step one input value broadcast per position (positions a stride apart) times the W
  * weight vectors. Every output is the same chain of fused multiply-adds over the steps as in the row
  * blocks, so the floats are the same. The sums reach the NCHW output through a small buffer, one output
  * channel's NP positions at a time, with the row blocks' epilogue. */
-#define GROUPED_CV(NP)                                                                                      \
-    CK_AVX512 static void cv_##NP(const grouped_job *j, const float *base, const int *offs, int steps,       \
-                                  const float *w, int oy, float *out, const float *res, const float *bias,  \
-                                  int o0) {                                                                 \
-        __m512 acc[NP][2];                                                                                 \
-        _Pragma("clang loop unroll(full)") for (int p = 0; p < NP; p++) acc[p][0] = acc[p][1] = _mm512_setzero_ps(); \
-        const int og = j->og, sx = j->sx;                                                                  \
+#define GROUPED_CV(NP, W)                                                                                   \
+    CK_AVX512 static void cv##W##_##NP(const grouped_job *j, const float *base, const int *offs, int steps,  \
+                                       const float *w, int oy, float *out, const float *res,                \
+                                       const float *bias, int o0) {                                         \
+        __m512 acc[NP][W];                                                                                 \
+        _Pragma("clang loop unroll(full)") for (int p = 0; p < NP; p++)                                     \
+            _Pragma("clang loop unroll(full)") for (int v = 0; v < W; v++) acc[p][v] = _mm512_setzero_ps(); \
+        const int og = j->og, sx = j->cv->sw;                                                              \
         for (int st = 0; st < steps; st++, w += og) {                                                      \
             const float *src = base + offs[st];                                                            \
-            const __m512 w0 = _mm512_loadu_ps(w), w1 = _mm512_loadu_ps(w + 16);                            \
+            __m512 wv[W];                                                                                  \
+            _Pragma("clang loop unroll(full)") for (int v = 0; v < W; v++) wv[v] = _mm512_loadu_ps(w + 16 * v); \
             _Pragma("clang loop unroll(full)") for (int p = 0; p < NP; p++) {                              \
                 const __m512 x = _mm512_set1_ps(src[p * sx]);                                              \
-                acc[p][0] = _mm512_fmadd_ps(x, w0, acc[p][0]);                                             \
-                acc[p][1] = _mm512_fmadd_ps(x, w1, acc[p][1]);                                             \
+                _Pragma("clang loop unroll(full)") for (int v = 0; v < W; v++)                              \
+                    acc[p][v] = _mm512_fmadd_ps(x, wv[v], acc[p][v]);                                      \
             }                                                                                              \
         }                                                                                                  \
-        cv_store(j, &acc[0][0], NP, oy, out, res, bias, o0);                                               \
+        cv_store(j, &acc[0][0], NP, 16 * W, oy, out, res, bias, o0);                                       \
     }
 
-CK_AVX512 static void cv_store(const grouped_job *j, const __m512 *acc, int np, int oy, float *out, const float *res,
-                               const float *bias, int o0) {
+/* Stores a tile of np positions x `outputs` (16 or 32) sums, acc[position][outputs / 16]. */
+CK_AVX512 static void cv_store(const grouped_job *j, const __m512 *acc, int np, int outputs, int oy, float *out,
+                               const float *res, const float *bias, int o0) {
     const ck_conv_io *io = j->io;
-    float t[8 * 32] __attribute__((aligned(64))); /* [position][32 outputs] */
-    for (int p = 0; p < np; p++) {
-        _mm512_store_ps(t + 32 * p, acc[2 * p]);
-        _mm512_store_ps(t + 32 * p + 16, acc[2 * p + 1]);
-    }
-    const __m512i idx = _mm512_setr_epi32(0, 32, 64, 96, 128, 160, 192, 224, 0, 0, 0, 0, 0, 0, 0, 0);
-    const __mmask16 m = (__mmask16)((1u << np) - 1);
+    float t[256] __attribute__((aligned(64))); /* [position][outputs]: at most 8 x 32 or 16 x 16 */
+    for (int k = 0; k < np * outputs / 16; k++) _mm512_store_ps(t + 16 * k, acc[k]);
+    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                           _mm512_set1_epi32(outputs));
+    const __mmask16 m = ck_lanes16(np);
     const size_t plane = (size_t)io->oh * io->ow;
-    for (int c = 0; c < 32; c++)
+    for (int c = 0; c < outputs; c++)
         store_sums(j, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, t + c, 4), o0 + c,
                    (size_t)(o0 + c) * plane + (size_t)oy * io->ow, m, out, res, bias);
 }
 
-/* The same with 16 outputs (one weight vector) and up to 16 positions: groups of 16 outputs on rows of
- * at most 16 columns (ResNeXt-50's third stage, 14 x 14), where the row blocks fill 14 of 16 lanes and
- * need the column-phase copy at stride 2. */
-#define GROUPED_CV16(NP)                                                                                    \
-    CK_AVX512 static void cvh_##NP(const grouped_job *j, const float *base, const int *offs, int steps,      \
-                                   const float *w, int oy, float *out, const float *res, const float *bias, \
-                                   int o0) {                                                                \
-        __m512 acc[NP];                                                                                    \
-        _Pragma("clang loop unroll(full)") for (int p = 0; p < NP; p++) acc[p] = _mm512_setzero_ps();      \
-        const int og = j->og, sx = j->sx;                                                                  \
-        for (int st = 0; st < steps; st++, w += og) {                                                      \
-            const float *src = base + offs[st];                                                            \
-            const __m512 w0 = _mm512_loadu_ps(w);                                                          \
-            _Pragma("clang loop unroll(full)") for (int p = 0; p < NP; p++)                                 \
-                acc[p] = _mm512_fmadd_ps(_mm512_set1_ps(src[p * sx]), w0, acc[p]);                         \
-        }                                                                                                  \
-        cvh_store(j, acc, NP, oy, out, res, bias, o0);                                                     \
-    }
-
-CK_AVX512 static void cvh_store(const grouped_job *j, const __m512 *acc, int np, int oy, float *out, const float *res,
-                                const float *bias, int o0) {
-    const ck_conv_io *io = j->io;
-    float t[16 * 16] __attribute__((aligned(64))); /* [position][16 outputs] */
-    for (int p = 0; p < np; p++) _mm512_store_ps(t + 16 * p, acc[p]);
-    const __m512i idx = _mm512_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240);
-    const __mmask16 m = np >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << np) - 1);
-    const size_t plane = (size_t)io->oh * io->ow;
-    for (int c = 0; c < 16; c++)
-        store_sums(j, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, t + c, 4), o0 + c,
-                   (size_t)(o0 + c) * plane + (size_t)oy * io->ow, m, out, res, bias);
-}
-
-GROUPED_CV16(9)
-GROUPED_CV16(10)
-GROUPED_CV16(11)
-GROUPED_CV16(12)
-GROUPED_CV16(13)
-GROUPED_CV16(14)
-GROUPED_CV16(15)
-GROUPED_CV16(16)
-
-GROUPED_CV(1)
-GROUPED_CV(2)
-GROUPED_CV(3)
-GROUPED_CV(4)
-GROUPED_CV(5)
-GROUPED_CV(6)
-GROUPED_CV(7)
-GROUPED_CV(8)
+GROUPED_CV(1, 2)
+GROUPED_CV(2, 2)
+GROUPED_CV(3, 2)
+GROUPED_CV(4, 2)
+GROUPED_CV(5, 2)
+GROUPED_CV(6, 2)
+GROUPED_CV(7, 2)
+GROUPED_CV(8, 2)
+GROUPED_CV(9, 1)
+GROUPED_CV(10, 1)
+GROUPED_CV(11, 1)
+GROUPED_CV(12, 1)
+GROUPED_CV(13, 1)
+GROUPED_CV(14, 1)
+GROUPED_CV(15, 1)
+GROUPED_CV(16, 1)
 
 CK_AVX512 static void grouped_task(void *context, int task, int worker) {
     (void)worker;
@@ -245,7 +210,7 @@ CK_AVX512 static void grouped_task(void *context, int task, int worker) {
                  * layer. */
                 if (iy < 0 || iy >= h) {
                     for (int x0 = 0; x0 < j->wq; x0 += 16)
-                        _mm512_mask_storeu_ps(row + x0, lanes16(j->wq - x0), _mm512_setzero_ps());
+                        _mm512_mask_storeu_ps(row + x0, ck_lanes16(j->wq - x0), _mm512_setzero_ps());
                     continue;
                 }
                 const float *src = in + ((size_t)c * h + iy) * w;
@@ -257,11 +222,11 @@ CK_AVX512 static void grouped_task(void *context, int task, int worker) {
                         const int a = xlo > x0 ? xlo : x0, b = xhi < x0 + 16 ? xhi : x0 + 16;
                         __m512 v = _mm512_setzero_ps();
                         if (a < b) {
-                            const __mmask16 m = lanes16(b - a);
+                            const __mmask16 m = ck_lanes16(b - a);
                             v = a == x0 ? _mm512_maskz_loadu_ps(m, src + a + off)
                                         : _mm512_maskz_expandloadu_ps((__mmask16)(m << (a - x0)), src + a + off);
                         }
-                        _mm512_mask_storeu_ps(row + x0, lanes16(j->wq - x0), v);
+                        _mm512_mask_storeu_ps(row + x0, ck_lanes16(j->wq - x0), v);
                     }
                     continue;
                 }
@@ -297,22 +262,16 @@ CK_AVX512 static void grouped_task(void *context, int task, int worker) {
     for (int c = 0, st = 0; c < j->ig; c++)
         for (int ti = 0; ti < cv->kh; ti++)
             for (int tj = 0; tj < cv->kw; tj++) offs[st++] = (int)(c * cstride + ti * rstride) + j->toff[tj];
-    if (j->cv_rows == 2) {
-        static void (*const cvh[8])(const grouped_job *, const float *, const int *, int, const float *, int, float *,
-                                   const float *, const float *, int) = {cvh_9, cvh_10, cvh_11, cvh_12, cvh_13, cvh_14, cvh_15, cvh_16};
-        for (int b = 0; b < j->og / 16; b++)
+    if (j->cv_outputs) {
+        typedef void (*cv_fn)(const grouped_job *, const float *, const int *, int, const float *, int, float *,
+                              const float *, const float *, int);
+        static const cv_fn cv32[8] = {cv2_1, cv2_2, cv2_3, cv2_4, cv2_5, cv2_6, cv2_7, cv2_8};
+        static const cv_fn cv16[8] = {cv1_9, cv1_10, cv1_11, cv1_12, cv1_13, cv1_14, cv1_15, cv1_16};
+        const cv_fn fn = j->cv_outputs == 32 ? cv32[io->ow - 1] : cv16[io->ow - 9];
+        for (int b = 0; b < j->og / j->cv_outputs; b++)
             for (int oy = oy0; oy < oy1; oy++)
-                cvh[io->ow - 9](j, pad + (size_t)(oy - oy0) * cv->sh * rstride, offs, steps, wg + (size_t)b * 16, oy, out,
-                               res, cv->bias, g * j->og + b * 16);
-        return;
-    }
-    if (j->cv_rows) {
-        static void (*const cvt[8])(const grouped_job *, const float *, const int *, int, const float *, int, float *,
-                                   const float *, const float *, int)  = {cv_1, cv_2, cv_3, cv_4, cv_5, cv_6, cv_7, cv_8};
-        for (int b = 0; b < j->og / 32; b++)
-            for (int oy = oy0; oy < oy1; oy++)
-                cvt[io->ow - 1](j, pad + (size_t)(oy - oy0) * cv->sh * rstride, offs, steps, wg + (size_t)b * 32, oy, out,
-                               res, cv->bias, g * j->og + b * 32);
+                fn(j, pad + (size_t)(oy - oy0) * cv->sh * rstride, offs, steps, wg + (size_t)b * j->cv_outputs, oy, out,
+                   res, cv->bias, g * j->og + b * j->cv_outputs);
         return;
     }
     const int step = j->step;
@@ -345,13 +304,13 @@ void ck_grouped_forward(const ck_conv *cv, const ck_conv_io *io) {
     j.og = cv->out_channels / cv->groups;
     j.ig = cv->in_channels / cv->groups;
     j.ob = ck_grouped_block(cv->groups, cv->out_channels, io->ow);
-    /* Outputs in the vectors: 1 for 32 outputs on rows of at most 8 columns; 2 for 16 outputs on rows of
+    /* Outputs in the vectors: 32 outputs on rows of at most 8 columns; 16 outputs on rows of
      * 9 to 16 columns at stride 2, where the row blocks need the column-phase copy (ResNeXt's stride-2
      * 512 -> 512 from 28 x 28 at two threads: best of 1000 0.278 -> 0.231 ms). At stride 1 the row
      * blocks stay: their stores are plain, against 16 gathers per output row here (0.166 against 0.183). */
-    j.cv_rows = io->ow <= 8 && j.og % 32 == 0                               ? 1
-                : io->ow > 8 && io->ow <= 16 && j.og % 16 == 0 && cv->sw == 2 ? 2
-                                                                            : 0;
+    j.cv_outputs = io->ow <= 8 && j.og % 32 == 0                               ? 32
+                   : io->ow > 8 && io->ow <= 16 && j.og % 16 == 0 && cv->sw == 2 ? 16
+                                                                               : 0;
     j.step = j.ob == 16 ? 16 : j.ob == 8 ? 32 : 64;
     /* columns per phase row: what the last vector of the last block may read, rounded up (so that the
      * rows stay aligned for the blocks' vector loads) */
@@ -359,15 +318,13 @@ void ck_grouped_forward(const ck_conv *cv, const ck_conv_io *io) {
     j.wq = xs + (cv->kw - 1) / cv->sw + 1;
     j.wq = (j.wq + 15) / 16 * 16;
     j.split = cv->sw;
-    j.sx = 1;
-    if (j.cv_rows) {
+    if (j.cv_outputs) {
         /* Outputs in the vectors broadcast one input value per position and load no rows as vectors: the
          * copy is the plain padded rows, just as wide as the row's windows, without column phases, and
          * the positions step by the stride. The phase-split copy, 32 floats per phase row for 8 read,
          * had cost as much as the arithmetic: ResNeXt's stride-2 1024 -> 1024 from 14 x 14 at two
          * threads went from 0.41-0.46 to 0.29 ms (ONNX Runtime: 0.17). */
         j.split = 1;
-        j.sx = cv->sw;
         j.wq = (io->ow - 1) * cv->sw + cv->kw;
     }
     for (int tj = 0; tj < cv->kw && tj < 16; tj++) j.toff[tj] = (tj % j.split) * j.wq + tj / j.split;

@@ -34,6 +34,11 @@ ck_epilogue_fn ck_epilogue(void);
 /** The micro-kernel of the level in use. */
 ck_kernel_fn ck_kernel(void);
 
+/* The first n of 16 vector lanes as an AVX-512 mask (__mmask16): none for n <= 0, all from 16. */
+static inline unsigned short ck_lanes16(int n) {
+    return n <= 0 ? 0 : n >= 16 ? (unsigned short)0xFFFF : (unsigned short)((1u << n) - 1);
+}
+
 /* Packs kc rows of ncols contiguous floats (row r at src + r * stride) into panels of CK_NR columns,
  * [panel][kc][CK_NR] (panel q at dst + q * kc * CK_NR), zero past ncols. AVX-512F only (ck_level()). */
 void ck_pack_rows_avx512(const float *src, ptrdiff_t stride, int kc, int ncols, float *dst);
