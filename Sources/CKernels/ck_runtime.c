@@ -12,6 +12,9 @@
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
+#if defined(__unix__) || defined(__APPLE__)
+#include <sys/mman.h>
+#endif
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define CK_PAUSE() _mm_pause()
@@ -93,7 +96,8 @@ double ck_task_balance(int count, const double *sizes, int threads) {
 
 typedef struct scratch_slots {
     float *p[4];
-    size_t cap[4];
+    size_t cap[4];   /* floats */
+    size_t bytes[4]; /* as allocated */
 } scratch_slots;
 
 static pthread_key_t g_scratch_key;
@@ -101,10 +105,7 @@ static pthread_once_t g_scratch_once = PTHREAD_ONCE_INIT;
 
 static void scratch_free(void *v) {
     scratch_slots *s = v;
-    free(s->p[0]);
-    free(s->p[1]);
-    free(s->p[2]);
-    free(s->p[3]);
+    for (int i = 0; i < 4; i++) ck_buffer_free(s->p[i], s->bytes[i]);
     free(s);
 }
 
@@ -119,11 +120,12 @@ float *ck_scratch(int slot, size_t count) {
         pthread_setspecific(g_scratch_key, s);
     }
     if (s->cap[slot] < count) {
-        free(s->p[slot]);
+        ck_buffer_free(s->p[slot], s->bytes[slot]);
         size_t bytes = ((count * sizeof(float)) + 63) & ~(size_t)63;
-        s->p[slot] = aligned_alloc(64, bytes);
+        s->p[slot] = ck_buffer_alloc(bytes);
         if (!s->p[slot]) abort();
         s->cap[slot] = count;
+        s->bytes[slot] = bytes;
     }
     return s->p[slot];
 }
@@ -247,6 +249,36 @@ void ck_parallel_for(int tasks, ck_task_fn fn, void *context) {
 }
 
 /* ---- Memory ------------------------------------------------------------------------------------ */
+
+/* Buffers from this size up are mapped pages of their own: freeing one gives its memory back at once.
+ * From the heap, a grown buffer's old block would stay resident as a hole that the allocator keeps
+ * (glibc raises its mmap threshold after the first large free, so later large blocks come from the
+ * heap): measured 20 MiB of holes at ResNet-50 batch 8 after the first inference. */
+enum { CK_MAP_MIN = 256 * 1024 };
+
+void *ck_buffer_alloc(size_t bytes) {
+    if (bytes == 0) bytes = 64;
+#if defined(__unix__) || defined(__APPLE__)
+    if (bytes >= CK_MAP_MIN) {
+        void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        return p == MAP_FAILED ? NULL : p;
+    }
+#endif
+    void *p = NULL;
+    return posix_memalign(&p, 64, (bytes + 63) & ~(size_t)63) == 0 ? p : NULL;
+}
+
+void ck_buffer_free(void *p, size_t bytes) {
+    if (!p) return;
+    if (bytes == 0) bytes = 64;
+#if defined(__unix__) || defined(__APPLE__)
+    if (bytes >= CK_MAP_MIN) {
+        munmap(p, bytes);
+        return;
+    }
+#endif
+    free(p);
+}
 
 void ck_release_free_memory(void) {
 #if defined(__GLIBC__)

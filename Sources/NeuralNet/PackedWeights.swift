@@ -8,15 +8,17 @@
 import CKernels
 
 /// A 64-byte aligned float buffer owned by one object (packed weights, transformed weights, biases).
+/// Large buffers are pages mapped for them alone (`ck_buffer_alloc`), so that a buffer that is replaced
+/// by a larger one (`ScratchBuffer`) gives its memory back instead of leaving a resident hole in the heap.
 final class AlignedFloats: @unchecked Sendable {
     let pointer: UnsafeMutablePointer<Float>
     let count: Int
+    private let bytes: Int
 
     init(count: Int) {
         self.count = count
-        let bytes = max(64, (count * MemoryLayout<Float>.stride + 63) & ~63)
-        var raw: UnsafeMutableRawPointer?
-        guard posix_memalign(&raw, 64, bytes) == 0, let raw else { fatalError("out of memory: \(bytes) bytes") }
+        bytes = max(64, (count * MemoryLayout<Float>.stride + 63) & ~63)
+        guard let raw = ck_buffer_alloc(bytes) else { fatalError("out of memory: \(bytes) bytes") }
         pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
     }
 
@@ -25,7 +27,7 @@ final class AlignedFloats: @unchecked Sendable {
         values.withUnsafeBufferPointer { pointer.update(from: $0.baseAddress!, count: values.count) }
     }
 
-    deinit { free(pointer) }
+    deinit { ck_buffer_free(pointer, bytes) }
 }
 
 /// A convolution's weights in the engine's layout: packed GEMM panels, or the 36 Winograd F(4x4, 3x3)
@@ -100,12 +102,15 @@ final class ConvKernelWeights: @unchecked Sendable {
     ///
     /// `directOnly` prepares the direct channel-blocked kernel whatever else would apply (the geometry
     /// must be `directEligible`): Winograd layers keep such a copy for calls with few tiles.
+    ///
+    /// `allowWinograd` false keeps a Winograd geometry on the other paths (`specialize` still picks the
+    /// direct kernels): one exact copy of the weights, at the cost of the 3x3 layers' speed.
     init(
         config c: Conv2dConfig, weight: UnsafePointer<Float>, scale: UnsafePointer<Float>? = nil, bias: UnsafePointer<Float>?,
-        specialize: Bool = false, directOnly: Bool = false
+        specialize: Bool = false, directOnly: Bool = false, allowWinograd: Bool = true
     ) {
         config = c
-        winograd = specialize && !directOnly && Self.winogradEligible(c)
+        winograd = specialize && allowWinograd && !directOnly && Self.winogradEligible(c)
         smallTiles = winograd && Self.winograd2Eligible(c)
         precondition(!(winograd && scale != nil), "ConvKernelWeights: Winograd takes folded weights, not an output scale")
         grouped = specialize && !directOnly && !winograd && Self.groupedEligible(c)

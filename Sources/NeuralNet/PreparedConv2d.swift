@@ -35,11 +35,15 @@ public struct PreparedConv2d: Sendable {
     /// grouped convolution with a multiple of 4 outputs per group (or a stem convolution on at most 4 input
     /// channels) runs a direct kernel on AVX-512 CPUs, as does a larger non-grouped convolution of 3x3 or
     /// more on multiples of 16 input and 32 output channels (`usesDirectBlocked`).
-    public init(_ conv: Conv2d) {
+    ///
+    /// `winograd` false prepares the Winograd geometries for the other kernels instead: the layer then
+    /// holds one exact copy of its weights (a Winograd layer holds its transformed weights, 16/9 or 4x the
+    /// size, beside the direct kernel's copy), and its calls run the slower direct or GEMM paths.
+    public init(_ conv: Conv2d, winograd: Bool = true) {
         config = conv.config
         weights = conv.weight.withUnsafeBufferPointer { w in
             withOptionalPointer(conv.bias) { b in
-                ConvKernelWeights(config: conv.config, weight: w.baseAddress!, bias: b, specialize: true)
+                ConvKernelWeights(config: conv.config, weight: w.baseAddress!, bias: b, specialize: true, allowWinograd: winograd)
             }
         }
         few = weights.winograd && ConvKernelWeights.directEligible(conv.config)
@@ -57,13 +61,13 @@ public struct PreparedConv2d: Sendable {
     /// `BatchNorm2d.scaleShift`, the bias computed in Double and rounded once). A Winograd geometry
     /// (see `init(_:)`) has the batch norm folded into its transformed weights instead
     /// (`Conv2d.folding(_:)`). Either way `weightsAsGiven()` returns `conv.weight` bit for bit.
-    /// Throws unless the batch norm has `outChannels` channels.
-    public init(_ conv: Conv2d, batchNorm: BatchNorm2d?) throws(NeuralNetError) {
+    /// `winograd` as in `init(_:winograd:)`. Throws unless the batch norm has `outChannels` channels.
+    public init(_ conv: Conv2d, batchNorm: BatchNorm2d?, winograd: Bool = true) throws(NeuralNetError) {
         guard let bn = batchNorm else {
-            self.init(conv)
+            self.init(conv, winograd: winograd)
             return
         }
-        if ConvKernelWeights.winogradEligible(conv.config) {
+        if winograd && ConvKernelWeights.winogradEligible(conv.config) {
             let folded = try conv.folding(bn)
             let wino = folded.weight.withUnsafeBufferPointer { w in
                 withOptionalPointer(folded.bias) { b in
@@ -85,18 +89,20 @@ public struct PreparedConv2d: Sendable {
             return
         }
         self = try conv.weight.withUnsafeBufferPointer { (w) throws(NeuralNetError) in
-            try PreparedConv2d(config: conv.config, weight: w, bias: conv.bias, batchNorm: bn)
+            try PreparedConv2d(config: conv.config, weight: w, bias: conv.bias, batchNorm: bn, winograd: winograd)
         }
     }
 
     /// Prepares a convolution of `config` with OIHW weights read from `weight` (which is not kept: it may
     /// be a window into a mapped file), an optional bias, followed by an optional batch norm; the same
-    /// result as `init(Conv2d(config:weight:bias:), batchNorm:)` without the intermediate copy of the
-    /// weights. Throws for an invalid configuration, a weight or bias of the wrong size, or a batch norm
-    /// of another channel count.
-    public init(config: Conv2dConfig, weight: UnsafeBufferPointer<Float>, bias: [Float]?, batchNorm: BatchNorm2d?) throws(NeuralNetError) {
-        if batchNorm == nil || ConvKernelWeights.winogradEligible(config) {
-            try self.init(try Conv2d(config: config, weight: Array(weight), bias: bias), batchNorm: batchNorm)
+    /// result as `init(Conv2d(config:weight:bias:), batchNorm:winograd:)` without the intermediate copy of
+    /// the weights. Throws for an invalid configuration, a weight or bias of the wrong size, or a batch
+    /// norm of another channel count.
+    public init(
+        config: Conv2dConfig, weight: UnsafeBufferPointer<Float>, bias: [Float]?, batchNorm: BatchNorm2d?, winograd: Bool = true
+    ) throws(NeuralNetError) {
+        if batchNorm == nil || (winograd && ConvKernelWeights.winogradEligible(config)) {
+            try self.init(try Conv2d(config: config, weight: Array(weight), bias: bias), batchNorm: batchNorm, winograd: winograd)
             return
         }
         try config.validate()
@@ -122,7 +128,8 @@ public struct PreparedConv2d: Sendable {
         let (floatScale, folded) = Self.epilogue(bias: bias, batchNorm: bn)
         let weights = floatScale.withUnsafeBufferPointer { s in
             folded.withUnsafeBufferPointer { b in
-                ConvKernelWeights(config: config, weight: base, scale: s.baseAddress!, bias: b.baseAddress!, specialize: true)
+                ConvKernelWeights(
+                    config: config, weight: base, scale: s.baseAddress!, bias: b.baseAddress!, specialize: true, allowWinograd: winograd)
             }
         }
         self.init(config: config, weights: weights, original: nil, few: nil)

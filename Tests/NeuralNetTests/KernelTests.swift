@@ -405,6 +405,93 @@ struct KernelTests {
         }
     }
 
+    @Test("the direct kernel in passes of a few images: a batch gives the same bits as each image alone (prologue, residual, ReLU)")
+    func directPasses() throws {
+        guard Engine.supportedInstructionSet == .avx512 else { return }  // the direct kernel is AVX-512 only
+        // Floats per image (padded input + sums): 16 x 42 x 42 + 1600 x 256 = 438 Ki (one image per
+        // pass of at most 512 Ki), 16 x 42 x 42 + 1600 x 128 = 233 Ki (two per pass: 2 + 1 at batch 3).
+        for (i, cout) in [256, 128].enumerated() {
+            let config = Conv2dConfig(inChannels: 16, outChannels: cout, kernel: 3, padding: 1)
+            let conv = try Self.conv(config, seed: UInt64(400 + i))
+            let prepared = PreparedConv2d(conv, winograd: false)  // 16 -> 128 would be Winograd
+            let (n, h, w) = (3, 40, 40)
+            let plane = h * w
+            // Image strides larger than the data (a slice of a wider tensor), so that an offset image
+            // pointer computed from the wrong stride shows.
+            let inStride = (16 + 3) * plane, outStride = (cout + 5) * plane, resStride = (cout + 2) * plane
+            let x = Self.values(n * inStride, seed: UInt64(410 + i))
+            let residual = Self.values(n * resStride, seed: UInt64(420 + i))
+            let scale = Self.values(16, seed: UInt64(430 + i)).map { 0.5 + abs($0) }, shift = Self.values(16, seed: UInt64(440 + i))
+            func call(_ first: Int, _ count: Int, into out: inout [Float]) {
+                x.withUnsafeBufferPointer { xp in
+                    residual.withUnsafeBufferPointer { rp in
+                        scale.withUnsafeBufferPointer { sp in
+                            shift.withUnsafeBufferPointer { tp in
+                                out.withUnsafeMutableBufferPointer { o in
+                                    prepared.run(
+                                        batch: count, height: h, width: w, input: xp.baseAddress! + first * inStride, inputImageStride: inStride,
+                                        output: o.baseAddress! + first * outStride, outputImageStride: outStride,
+                                        residual: rp.baseAddress! + first * resStride, residualImageStride: resStride,
+                                        inputScale: sp.baseAddress, inputShift: tp.baseAddress, activation: .relu)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            try Self.everyPath { set, threads in
+                guard set == .avx512 else { return }
+                #expect(prepared.usesDirectBlocked)
+                var batched = [Float](repeating: .nan, count: n * outStride)
+                var alone = batched
+                call(0, n, into: &batched)
+                for img in 0..<n { call(img, 1, into: &alone) }
+                for img in 0..<n {
+                    let r = (img * outStride)..<(img * outStride + cout * plane)
+                    #expect(batched[r].elementsEqual(alone[r]) { $0.bitPattern == $1.bitPattern }, "\(cout) outputs, image \(img), \(threads) thread(s)")
+                    #expect(!batched[r].contains { $0.isNaN }, "\(cout) outputs, image \(img): unwritten outputs")
+                }
+            }
+        }
+    }
+
+    @Test("winograd: false prepares an eligible 3x3 layer for the direct or GEMM kernel: one exact copy, the bits of the Winograd layer's direct copy")
+    func withoutWinograd() throws {
+        // 64 -> 64 and 192 -> 256 (F(4x4) and F(2x2) geometries), with and without a batch norm; at 4x4
+        // the Winograd layer runs its direct copy (16 and 4 tiles), which must give the same bits.
+        for (i, (cin, cout)) in [(64, 64), (192, 256)].enumerated() {
+            let config = Conv2dConfig(inChannels: cin, outChannels: cout, kernel: 3, padding: 1)
+            let conv = try Self.conv(config, seed: UInt64(450 + i))
+            let bn = try BatchNorm2d(
+                weight: Self.values(cout, seed: UInt64(460 + i)).map { 0.5 + abs($0) }, bias: Self.values(cout, seed: UInt64(470 + i)),
+                runningMean: Self.values(cout, seed: UInt64(480 + i)), runningVar: Self.values(cout, seed: UInt64(490 + i)).map { 0.2 + abs($0) },
+                eps: 1e-5)
+            for norm in [nil, bn] {
+                let fast = try PreparedConv2d(conv, batchNorm: norm)
+                let compact = try PreparedConv2d(conv, batchNorm: norm, winograd: false)
+                #expect(fast.usesWinograd)
+                #expect(!compact.usesWinograd && !compact.usesWinograd(batch: 2, height: 14, width: 14))
+                #expect(compact.weightsAsGiven().elementsEqual(conv.weight) { $0.bitPattern == $1.bitPattern })
+                // One copy: the weights (packed with no padding for the direct kernel, or in panels of
+                // 12 rows for the GEMM), the bias, and the batch norm's scale.
+                let direct = Engine.supportedInstructionSet == .avx512
+                let weightFloats = direct ? cout * cin * 9 : (cout + 11) / 12 * 12 * cin * 9
+                #expect(compact.byteCount == (weightFloats + cout + (norm == nil ? 0 : cout)) * 4, "\(cin) -> \(cout)")
+                #expect(fast.byteCount > compact.byteCount + cout * cin * 9 * 4 / 2)
+                let x = try Tensor(shape: [2, cin, 4, 4], data: Self.values(2 * cin * 16, seed: UInt64(495 + i)))
+                let reference = try (norm.map { try $0(try Self.reference(conv, x), activation: .relu) } ?? Self.reference(conv, x, activation: .relu))
+                try Self.everyPath { set, threads in
+                    let ours = Self.run(compact, x)
+                    let e = Self.relativeError(ours, reference.data)
+                    #expect(e <= 1e-5, "\(cin) -> \(cout) at \(set), \(threads) thread(s): relative error \(e)")
+                    if direct && set == .avx512 {
+                        #expect(ours.elementsEqual(Self.run(fast, x)) { $0.bitPattern == $1.bitPattern }, "\(cin) -> \(cout): not the direct copy's bits")
+                    }
+                }
+            }
+        }
+    }
+
     @Test("raw pooling and element-wise kernels equal the Tensor ops")
     func rawOps() throws {
         let (n, c, h, w) = (2, 5, 11, 13)

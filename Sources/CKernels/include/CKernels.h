@@ -45,6 +45,12 @@ void ck_parallel_for(int tasks, ck_task_fn fn, void *context);
 /** Returns the C allocator's free memory to the system where it can (glibc: malloc_trim); a no-op
  *  elsewhere. */
 void ck_release_free_memory(void);
+/** `bytes` of memory aligned to 64 bytes, or NULL: large requests (256 KiB and up) are pages mapped for
+ *  this buffer alone, so that freeing them returns the memory to the system at once. Free with
+ *  `ck_buffer_free` and the same `bytes`. */
+void *ck_buffer_alloc(size_t bytes);
+/** Frees a `ck_buffer_alloc` buffer (NULL: nothing). */
+void ck_buffer_free(void *p, size_t bytes);
 
 /* ---- Convolution as packed GEMM --------------------------------------------------------------- */
 
