@@ -5,11 +5,14 @@ import NeuralNet
 /// and `norm0` by `conv0` (in the kernels' epilogue, weights kept exact); the pre-activation norms
 /// (`norm1`, transition `norm`, `norm5`) act on concatenations and are fused into whatever reads them.
 ///
-/// Memory plan: each dense block owns one preallocated buffer with room for all of its channels. The
-/// block's input and every layer's 32 (growth-rate) new channels are written straight into their place
-/// in it, so concatenation costs nothing; each layer's `norm1` + ReLU is applied while its `conv1`
-/// packs its input. A transition's batch norm, ReLU and 2x2 average pool run in one pass before its
-/// 1x1 convolution (pooling and a 1x1 convolution commute, so this does a quarter of the work), and that
+/// Memory plan (three buffers, kept from call to call): a dense block writes into one buffer with room
+/// for all of its channels (two such buffers alternate, as a transition reads one and writes the
+/// other); the third holds the bottleneck outputs, a transition's pooled input and the stem's output,
+/// for one image at a time (the stem and its pool run image by image). The block's input and every
+/// layer's 32 (growth-rate) new channels are written straight into their place in the block's buffer,
+/// so concatenation costs nothing; each layer's `norm1` + ReLU is applied while its `conv1` packs its
+/// input. A transition's batch norm, ReLU and 2x2 average pool run in one pass before its 1x1
+/// convolution (pooling and a 1x1 convolution commute, so this does a quarter of the work), and that
 /// convolution writes into the next block's buffer. `norm5` + ReLU is fused into the global pooling.
 struct DenseNetGraph: Sendable {
     /// A batch norm in inference form, as the per-channel scale and shift the kernels apply.
@@ -39,11 +42,11 @@ struct DenseNetGraph: Sendable {
     let growthRate: Int
     let workspaces = WorkspacePool(slots: Slot.count)
 
-    /// The memory plan's slots: two block buffers (a transition reads one and writes the other), the
-    /// bottleneck output, the pooled transition input, the staged input.
+    /// The memory plan's slots: two block buffers (a transition reads one and writes the other) and the
+    /// bottleneck output, which also holds one image's stem output and a transition's pooled input.
     enum Slot {
-        static let blockA = 0, blockB = 1, bottleneck = 2, pooled = 3, input = 4
-        static let count = 5
+        static let blockA = 0, blockB = 1, bottleneck = 2
+        static let count = 3
     }
 
     init(config c: DenseNetConfig, store: ParameterStore) throws(ModelError) {
@@ -87,22 +90,28 @@ struct DenseNetGraph: Sendable {
         defer { workspaces.give(ws) }
         var out: [(name: String, tensor: Tensor)] = []
 
-        // Stem: conv0 (applying norm0) + ReLU, then the 3x3/2 max pool into the first block's buffer.
+        // Stem: conv0 (applying norm0) + ReLU on the caller's input where it is, then the 3x3/2 max pool
+        // into the first block's buffer, one image at a time: the stem's output, the largest activation,
+        // is then one image's (in the bottleneck slot, which a block's bottleneck output fills anyway
+        // from two images on).
         let (sh, sw) = stem.outputSize(height: h0, width: w0)
         guard sh > 0, sw > 0 else { throw ModelError(.shape, "densenet forward: input \(input.shape) is too small for the stem") }
-        let staged = ws.buffer(Slot.input, count: input.data.count)
-        input.data.withUnsafeBufferPointer { staged.update(from: $0.baseAddress!, count: $0.count) }
         let c0 = stem.config.outChannels
-        let stemOut = ws.buffer(Slot.bottleneck, count: n * c0 * sh * sw)
-        stem.run(batch: n, height: h0, width: w0, input: staged, inputImageStride: 3 * h0 * w0,
-                 output: stemOut, outputImageStride: c0 * sh * sw, activation: .relu)
+        let stemOut = ws.buffer(Slot.bottleneck, count: c0 * sh * sw)
         var h = (sh + 2 - 3) / 2 + 1, w = (sw + 2 - 3) / 2 + 1
         var channels = c0
         var blockChannels = channels + blocks[0].count * growthRate
         var slot = Slot.blockA
         var buffer = ws.buffer(slot, count: n * blockChannels * h * w)
-        RawOps.maxPool(stemOut, inputImageStride: c0 * sh * sw, output: buffer, outputImageStride: blockChannels * h * w,
-                       images: n, channels: c0, height: sh, width: sw, outHeight: h, outWidth: w, kernel: 3, stride: 2, padding: 1)
+        input.data.withUnsafeBufferPointer { x in
+            for i in 0..<n {
+                stem.run(batch: 1, height: h0, width: w0, input: x.baseAddress! + i * 3 * h0 * w0, inputImageStride: 3 * h0 * w0,
+                         output: stemOut, outputImageStride: c0 * sh * sw, activation: .relu)
+                RawOps.maxPool(stemOut, inputImageStride: c0 * sh * sw, output: buffer + i * blockChannels * h * w,
+                               outputImageStride: blockChannels * h * w, images: 1, channels: c0, height: sh, width: sw,
+                               outHeight: h, outWidth: w, kernel: 3, stride: 2, padding: 1)
+            }
+        }
         if taps { out.append(("stem", Tensor.copying(buffer, imageStride: blockChannels * h * w, images: n, channels: c0, height: h, width: w))) }
 
         for (bi, layers) in blocks.enumerated() {
@@ -128,7 +137,8 @@ struct DenseNetGraph: Sendable {
             let t = transitions[bi]
             let ph = h / 2, pw = w / 2
             guard ph > 0, pw > 0 else { throw ModelError(.shape, "densenet forward: input \(input.shape) is too small for transition \(bi + 1)") }
-            let pooled = ws.buffer(Slot.pooled, count: n * channels * ph * pw)
+            // Pooled into the bottleneck slot, free between blocks.
+            let pooled = ws.buffer(Slot.bottleneck, count: n * channels * ph * pw)
             t.norm.scale.withUnsafeBufferPointer { scale in
                 t.norm.shift.withUnsafeBufferPointer { shift in
                     RawOps.affineReLUAvgPool2x2(buffer, inputImageStride: stride, output: pooled, outputImageStride: channels * ph * pw,

@@ -16,6 +16,19 @@ public struct LoadOptions: Sendable {
     /// SE-ResNet-50 weights into timm's `seresnet50`, which places its stride and stem pooling
     /// differently). Off by default: such a load runs without error and computes something else.
     public var allowFlavorMismatch: Bool = false
+    /// What the prepared weights may cost in memory (default `.fast`).
+    public var memory: Memory = .fast
+
+    /// How a model keeps its weights: the speed of the 3x3 layers against the memory they take.
+    public enum Memory: Sendable, Equatable {
+        /// Stride-1 3x3 convolutions of up to 256 channels keep Winograd-transformed weights (4x the size
+        /// of the weights up to 128 channels, 16/9 above) beside the direct kernel's copy, which serves
+        /// small planes and gives the weights back: the fastest inference.
+        case fast
+        /// Every weight is held once, packed for the direct or GEMM kernels (no Winograd): the model's
+        /// memory is its weights plus the buffers of the inferences running. The 3x3 layers run slower.
+        case compact
+    }
 
     /// Default options.
     public init() {}
@@ -144,7 +157,7 @@ public struct Model: Sendable {
         }
 
         try verifyChecksums(specs.compactMap { tensors[$0.name] })
-        let store = ParameterStore(tensors: tensors)
+        let store = ParameterStore(tensors: tensors, winograd: options.memory == .fast)
         let graph: Graph
         switch architecture.family {
         case .resnet(let c): graph = .resnet(try ResNetGraph(config: c, store: store))
@@ -204,6 +217,19 @@ public struct Model: Sendable {
         }
     }
 
+    /// Bytes the model holds for its parameters: packed and transformed convolution weights with their
+    /// biases and epilogue scales, the classifier, and the other tensors it keeps (batch-norm parameters
+    /// applied outside a convolution). Inference buffers come on top (see `LoadOptions.Memory`).
+    public var parameterBytes: Int {
+        weights.values.reduce(0) { total, kept in
+            switch kept {
+            case .tensor(let t): total + t.storage.bytes.count
+            case .conv(let conv, _): total + conv.byteCount
+            case .linear(let l, _): total + (l.weight.count + (l.bias?.count ?? 0)) * MemoryLayout<Float>.stride
+            }
+        }
+    }
+
     /// Names of the loaded parameters, in the architecture's order.
     public var parameterNames: [String] { architecture.parameters.map(\.name).filter { weights[$0] != nil } }
 }
@@ -217,7 +243,13 @@ final class ParameterStore {
     /// Classifier weight name -> the linear layer made from it.
     private(set) var linears: [String: Linear] = [:]
 
-    init(tensors: [String: TensorData]) { self.tensors = tensors }
+    /// Whether convolutions may be prepared for Winograd (`LoadOptions.Memory.fast`).
+    let winograd: Bool
+
+    init(tensors: [String: TensorData], winograd: Bool) {
+        self.tensors = tensors
+        self.winograd = winograd
+    }
 
     func floats(_ name: String) throws(ModelError) -> [Float] {
         guard let t = tensors[name] else { throw ModelError(.incompatibleWeights, "missing parameter '\(name)'") }
@@ -249,11 +281,11 @@ final class ParameterStore {
             let prepared: PreparedConv2d
             if let window {
                 // Packed straight from the checkpoint's bytes (no float copy of the weights).
-                prepared = try PreparedConv2d(config: config, weight: window.buffer, bias: bias, batchNorm: norm)
+                prepared = try PreparedConv2d(config: config, weight: window.buffer, bias: bias, batchNorm: norm, winograd: winograd)
                 withExtendedLifetime(window.owner) {}
             } else {
                 prepared = try copied.withUnsafeBufferPointer { (w) throws(NeuralNetError) in
-                    try PreparedConv2d(config: config, weight: w, bias: bias, batchNorm: norm)
+                    try PreparedConv2d(config: config, weight: w, bias: bias, batchNorm: norm, winograd: winograd)
                 }
             }
             preparedConvs[name + ".weight"] = prepared

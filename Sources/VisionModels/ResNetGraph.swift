@@ -7,9 +7,10 @@ import NeuralNet
 /// convolution (in the kernels' epilogue, or folded into Winograd weights).
 ///
 /// Convolutions are prepared once (weights packed for the engine's kernels). An inference runs on a
-/// memory plan of reused buffers (`Workspace`): the block input and output swap between two slots, the
-/// branch's intermediates use two more, the shortcut one; the last convolution of a block adds the
-/// shortcut and applies ReLU as it stores its output (after SE gating when the block has it).
+/// memory plan of reused buffers (`Workspace`, `ActivationPlan`): each activation gets a slot no value
+/// live at the same time uses. A block runs its branch before its projection shortcut, so that the
+/// projection can take a branch value's slot, and its last convolution adds the shortcut in place and
+/// applies ReLU as it stores its output (after SE gating when the block has it).
 struct ResNetGraph: Sendable {
     /// The two 1x1 convolutions of squeeze-and-excitation, on 1x1 inputs: fully connected layers (run
     /// as such: a GEMM lowering would pad each image's single column to a whole panel).
@@ -35,10 +36,11 @@ struct ResNetGraph: Sendable {
     let head: Linear
     let workspaces = WorkspacePool(slots: Slot.count)
 
-    /// The memory plan's slots.
+    /// The memory plan's fixed slots (squeeze-and-excitation's vectors); the activations' slots follow
+    /// them, as `ActivationPlan` assigns them.
     enum Slot {
-        static let x = 0, y = 1, t1 = 2, t2 = 3, shortcut = 4, squeezed = 5, hidden = 6, gates = 7
-        static let count = 8
+        static let squeezed = 0, hidden = 1, gates = 2
+        static let count = 3
     }
 
     init(config c: ResNetConfig, store: ParameterStore) throws(ModelError) {
@@ -69,67 +71,87 @@ struct ResNetGraph: Sendable {
         head = try store.linear(layout.headName, inFeatures: layout.headIn, outFeatures: layout.headOut)
     }
 
-    /// An activation in the workspace: `n` images of `[c, h, w]`, contiguous.
+    /// An activation: `n` images of `[c, h, w]`, contiguous; `id` is its number in the call's
+    /// `ActivationPlan` (-1: the caller's input).
     struct Value {
         var pointer: UnsafeMutablePointer<Float>
         var c: Int, h: Int, w: Int
+        var id: Int
         var imageStride: Int { c * h * w }
     }
 
+    /// Runs the graph on `input`. The first call on an input shape runs it once without computing
+    /// anything to record its activations' sizes and lifetimes, and keeps the slot assignment made from
+    /// them in the workspace (`ActivationPlan`).
     func run(_ input: Tensor, taps: Bool) throws(ModelError) -> [(name: String, tensor: Tensor)] {
-        let n = input.shape[0]
         let ws = workspaces.take()
         defer { workspaces.give(ws) }
+        let assignment: [Int]
+        if let known = ws.plans[input.shape] {
+            assignment = known
+        } else {
+            let dry = ActivationPlan(ws, firstSlot: Slot.count, assignment: nil)
+            _ = try forward(input, taps: false, ws, dry)
+            assignment = dry.assign()
+            ws.plans[input.shape] = assignment
+        }
+        return try forward(input, taps: taps, ws, ActivationPlan(ws, firstSlot: Slot.count, assignment: assignment))
+    }
+
+    /// The forward pass on `plan`'s slots; with a recording plan (`plan.dry`) it only walks the graph.
+    private func forward(_ input: Tensor, taps: Bool, _ ws: Workspace, _ plan: ActivationPlan) throws(ModelError) -> [(name: String, tensor: Tensor)] {
+        let n = input.shape[0]
+        let dry = plan.dry
         var out: [(name: String, tensor: Tensor)] = []
         func tap(_ name: String, _ v: Value) {
+            guard !dry else { return }
             out.append((name, Tensor.copying(v.pointer, imageStride: v.imageStride, images: n, channels: v.c, height: v.h, width: v.w)))
         }
         /// Runs `conv` on `x` into `y`, with an optional residual (which may be `y` itself) and the
         /// activation fused.
         func run(_ conv: PreparedConv2d, _ x: Value, into y: Value, residual: Value? = nil, _ act: Activation) {
+            guard !dry else { return }
             conv.run(
                 batch: n, height: x.h, width: x.w, input: x.pointer, inputImageStride: x.imageStride,
                 output: y.pointer, outputImageStride: y.imageStride,
                 residual: residual.map { UnsafePointer($0.pointer) }, residualImageStride: residual?.imageStride ?? 0,
                 activation: act)
         }
-        /// The output of `conv` on `x`, allocated in `slot`.
-        func output(_ conv: PreparedConv2d, _ x: Value, in slot: Int) throws(ModelError) -> Value {
+        /// The output of `conv` on `x`, in a slot taken for it.
+        func output(_ conv: PreparedConv2d, _ x: Value) throws(ModelError) -> Value {
             let (oh, ow) = conv.outputSize(height: x.h, width: x.w)
             guard oh > 0, ow > 0, x.c == conv.config.inChannels else {
                 throw ModelError(.shape, "resnet forward: input [\(n), \(x.c), \(x.h), \(x.w)] does not fit convolution \(conv.config)")
             }
             let co = conv.config.outChannels
-            return Value(pointer: ws.buffer(slot, count: n * co * oh * ow), c: co, h: oh, w: ow)
+            let (id, pointer) = plan.take(n * co * oh * ow)
+            return Value(pointer: pointer, c: co, h: oh, w: ow, id: id)
         }
-        /// Runs `conv` on `x` into `slot`, with an optional residual and the activation fused.
-        func apply(_ conv: PreparedConv2d, _ x: Value, into slot: Int, residual: Value? = nil, _ act: Activation) throws(ModelError) -> Value {
-            let y = try output(conv, x, in: slot)
+        /// Runs `conv` on `x` into a new slot, with an optional residual and the activation fused.
+        func apply(_ conv: PreparedConv2d, _ x: Value, residual: Value? = nil, _ act: Activation) throws(ModelError) -> Value {
+            let y = try output(conv, x)
             run(conv, x, into: y, residual: residual, act)
             return y
         }
 
-        // Stem: the first convolution reads the caller's input where it is; the stem's convolutions
-        // alternate between t1 and t2, the last one goes to y when the pool follows (which writes x),
-        // else to x.
-        func stemSlot(_ i: Int) -> Int {
-            i == stem.count - 1 ? (stemPool == nil ? Slot.x : Slot.y) : (i % 2 == 0 ? Slot.t1 : Slot.t2)
-        }
+        // Stem: the first convolution reads the caller's input where it is.
         let c0 = input.shape[1], h0 = input.shape[2], w0 = input.shape[3]
         var x: Value
         if let first = stem.first {
             x = try input.data.withUnsafeBufferPointer { (buffer) throws(ModelError) -> Value in
                 // Only read: the convolution takes its input as a const pointer.
-                let source = Value(pointer: UnsafeMutablePointer(mutating: buffer.baseAddress!), c: c0, h: h0, w: w0)
-                return try apply(first, source, into: stemSlot(0), .relu)
+                let source = Value(pointer: UnsafeMutablePointer(mutating: buffer.baseAddress!), c: c0, h: h0, w: w0, id: -1)
+                return try apply(first, source, .relu)
             }
         } else {
-            let staged = ws.buffer(Slot.x, count: input.data.count)
-            input.data.withUnsafeBufferPointer { staged.update(from: $0.baseAddress!, count: $0.count) }
-            x = Value(pointer: staged, c: c0, h: h0, w: w0)
+            let (id, staged) = plan.take(input.data.count)
+            if !dry { input.data.withUnsafeBufferPointer { staged.update(from: $0.baseAddress!, count: $0.count) } }
+            x = Value(pointer: staged, c: c0, h: h0, w: w0, id: id)
         }
-        for (i, conv) in stem.enumerated().dropFirst() {
-            x = try apply(conv, x, into: stemSlot(i), .relu)
+        for conv in stem.dropFirst() {
+            let y = try apply(conv, x, .relu)
+            plan.release(x.id)
+            x = y
         }
         if let p = stemPool {
             let oh: Int, ow: Int
@@ -139,60 +161,87 @@ struct ResNetGraph: Sendable {
             } catch {
                 throw ModelError(error, "resnet forward")
             }
-            let y = Value(pointer: ws.buffer(Slot.x, count: n * x.c * oh * ow), c: x.c, h: oh, w: ow)
-            RawOps.maxPool(
-                x.pointer, inputImageStride: x.imageStride, output: y.pointer, outputImageStride: y.imageStride,
-                images: n, channels: x.c, height: x.h, width: x.w, outHeight: oh, outWidth: ow,
-                kernel: p.kernel, stride: p.stride, padding: p.padding)
+            let (id, pointer) = plan.take(n * x.c * oh * ow)
+            let y = Value(pointer: pointer, c: x.c, h: oh, w: ow, id: id)
+            if !dry {
+                RawOps.maxPool(
+                    x.pointer, inputImageStride: x.imageStride, output: y.pointer, outputImageStride: y.imageStride,
+                    images: n, channels: x.c, height: x.h, width: x.w, outHeight: oh, outWidth: ow,
+                    kernel: p.kernel, stride: p.stride, padding: p.padding)
+            }
+            plan.release(x.id)
             x = y
         }
         if taps { tap("stem", x) }
-        // Blocks. Without SE, the last convolution adds the shortcut in place: an identity block writes
-        // its output over its input (x), a projection block computes the projection into y and the
-        // last convolution adds onto it there; so a block needs x, y, t1 and t2 only. SE blocks gate
-        // the branch before adding, so they keep the shortcut in its own slot.
-        var xSlot = Slot.x, ySlot = Slot.y
+        // Blocks. The branch runs first and its values give their slots back as soon as they are read;
+        // the shortcut comes after it, so that a projection takes a slot the branch no longer uses. The
+        // last convolution adds the shortcut in place: over the projection (or the zero-padded copy), or
+        // over the block's input for an identity block. SE blocks gate the last convolution's output
+        // first; with a projection, the gated output is then the projection's residual, added in place
+        // (`v * g` is rounded before the addition either way, and addition commutes: the same floats).
+        // At most four values are live: the block's input, two branch values, then the input, the last
+        // branch value and the shortcut or the last convolution's output.
         for (i, block) in blocks.enumerated() {
-            let inPlace = block.se == nil
-            // The shortcut.
-            let identity: Value
-            if let d = block.downsample {
-                identity = try apply(d, x, into: inPlace ? ySlot : Slot.shortcut, .none)
-            } else if let z = block.zeroPad {
-                identity = Self.zeroPadShortcut(x, images: n, stride: z.stride, padChannels: z.padChannels, into: ws.buffer)
-            } else {
-                identity = x
-            }
-            // The branch: intermediates alternate between t1 and t2.
             var h = x
-            var swapped = true
-            for (j, conv) in block.convs.enumerated() {
-                if j < block.convs.count - 1 {
-                    h = try apply(conv, h, into: j % 2 == 0 ? Slot.t1 : Slot.t2, .relu)
-                } else if let se = block.se {
-                    h = try apply(conv, h, into: ySlot, block.reluBeforeSE ? .relu : .none)
-                    try excite(se, h, identity: identity, images: n, ws)
+            for conv in block.convs.dropLast() {
+                let y = try apply(conv, h, .relu)
+                if h.id != x.id { plan.release(h.id) }
+                h = y
+            }
+            guard let last = block.convs.last else { throw ModelError(.shape, "resnet forward: a block without convolutions") }
+            let (oh, ow) = last.outputSize(height: h.h, width: h.w)
+            if let se = block.se {
+                let y = try apply(last, h, block.reluBeforeSE ? .relu : .none)
+                if h.id != x.id { plan.release(h.id) }
+                let gates = try excite(se, y, images: n, ws, dry: dry)
+                if let d = block.downsample {
+                    guard d.outputSize(height: x.h, width: x.w) == (y.h, y.w), d.config.outChannels == y.c, d.config.inChannels == x.c else {
+                        throw ModelError(.shape, "resnet forward: shortcut of \(d.config.outChannels) channels does not match the branch [\(y.c), \(y.h), \(y.w)]")
+                    }
+                    if !dry { RawOps.scaleChannels(y.pointer, gates: gates, residual: nil, images: n, channels: y.c, plane: y.h * y.w, activation: .none) }
+                    run(d, x, into: y, residual: y, .relu)
                 } else {
-                    guard conv.outputSize(height: h.h, width: h.w) == (identity.h, identity.w), conv.config.outChannels == identity.c,
-                        conv.config.inChannels == h.c
-                    else {
+                    let identity = block.zeroPad.map { z in Self.zeroPadShortcut(x, images: n, stride: z.stride, padChannels: z.padChannels, plan: plan) } ?? x
+                    guard identity.c == y.c, identity.h == y.h, identity.w == y.w else {
                         throw ModelError(.shape, "resnet forward: shortcut [\(identity.c), \(identity.h), \(identity.w)] does not match the branch")
                     }
-                    if (block.downsample != nil || block.zeroPad == nil) && block.convs.count > 1 {
-                        // In place: over the projection (in y) or over the block's input (in x).
-                        run(conv, h, into: identity, residual: identity, .relu)
-                        h = identity
-                        swapped = block.downsample != nil
-                    } else {
-                        h = try apply(conv, h, into: ySlot, residual: identity, .relu)
+                    if !dry {
+                        RawOps.scaleChannels(y.pointer, gates: gates, residual: identity.pointer, images: n, channels: y.c, plane: y.h * y.w, activation: .relu)
                     }
+                    if identity.id != x.id { plan.release(identity.id) }
+                }
+                plan.release(x.id)
+                x = y
+            } else {
+                let identity: Value
+                if let d = block.downsample {
+                    identity = try apply(d, x, .none)
+                } else if let z = block.zeroPad {
+                    identity = Self.zeroPadShortcut(x, images: n, stride: z.stride, padChannels: z.padChannels, plan: plan)
+                } else {
+                    identity = x
+                }
+                guard (oh, ow) == (identity.h, identity.w), last.config.outChannels == identity.c, last.config.inChannels == h.c else {
+                    throw ModelError(.shape, "resnet forward: shortcut [\(identity.c), \(identity.h), \(identity.w)] does not match the branch")
+                }
+                if identity.id != x.id || h.id != x.id {
+                    // In place: over the shortcut's own copy, or over the block's input once the branch
+                    // has read it.
+                    run(last, h, into: identity, residual: identity, .relu)
+                    if h.id != x.id { plan.release(h.id) }
+                    if identity.id != x.id { plan.release(x.id) }
+                    x = identity
+                } else {
+                    // A one-convolution identity block reads its input as it writes: a new slot.
+                    let y = try apply(last, h, residual: identity, .relu)
+                    plan.release(x.id)
+                    x = y
                 }
             }
-            x = h
-            if swapped { swap(&xSlot, &ySlot) }
             let lastOfStage = i == blocks.count - 1 || blocks[i + 1].stage != block.stage
             if taps && lastOfStage { tap("layer\(block.stage + 1)", x) }
         }
+        guard !dry else { return out }
         // Head.
         var pooled = [Float](repeating: 0, count: n * x.c)
         pooled.withUnsafeMutableBufferPointer {
@@ -208,10 +257,14 @@ struct ResNetGraph: Sendable {
         return out
     }
 
-    /// Squeeze-and-excitation on `h` (in place), then `relu(h * gates + identity)`.
-    private func excite(_ se: SqueezeExcite, _ h: Value, identity: Value, images n: Int, _ ws: Workspace) throws(ModelError) {
-        guard identity.c == h.c, identity.h == h.h, identity.w == h.w else {
-            throw ModelError(.shape, "resnet forward: shortcut [\(identity.c), \(identity.h), \(identity.w)] does not match the branch")
+    /// Squeeze-and-excitation's gates for `h`: `sigmoid(fc2(relu(fc1(mean over each plane))))`, one per
+    /// image and channel, in the workspace's `gates` slot (with `dry`, only the checks).
+    private func excite(_ se: SqueezeExcite, _ h: Value, images n: Int, _ ws: Workspace, dry: Bool) throws(ModelError) -> UnsafeMutablePointer<Float> {
+        guard !dry else {
+            guard se.fc1.inFeatures == h.c, se.fc2.outFeatures == h.c else {
+                throw ModelError(.shape, "resnet forward: squeeze-and-excitation of \(se.fc1.inFeatures) channels on a branch of \(h.c)")
+            }
+            return h.pointer
         }
         let squeezed = ws.buffer(Slot.squeezed, count: n * h.c)
         RawOps.globalAvgPool(h.pointer, inputImageStride: h.imageStride, output: squeezed, images: n, channels: h.c, plane: h.h * h.w)
@@ -224,7 +277,7 @@ struct ResNetGraph: Sendable {
         let gates = ws.buffer(Slot.gates, count: n * h.c)
         se.fc2.run(batch: n, input: hidden, output: gates)
         for i in 0..<(n * h.c) { gates[i] = 1 / (1 + expf(-gates[i])) }
-        RawOps.scaleChannels(h.pointer, gates: gates, residual: identity.pointer, images: n, channels: h.c, plane: h.h * h.w, activation: .relu)
+        return gates
     }
 
     /// The stem pool's output length (PyTorch's rule, ceil mode included).
@@ -238,14 +291,14 @@ struct ResNetGraph: Sendable {
         return out
     }
 
-    /// CIFAR option A: `F.pad(x[:, :, ::stride, ::stride], (0, 0, 0, 0, pad, pad))`, into the shortcut slot.
-    static func zeroPadShortcut(
-        _ x: Value, images n: Int, stride: Int, padChannels: Int, into buffer: (Int, Int) -> UnsafeMutablePointer<Float>
-    ) -> Value {
+    /// CIFAR option A: `F.pad(x[:, :, ::stride, ::stride], (0, 0, 0, 0, pad, pad))`, into a slot taken
+    /// from `plan`.
+    static func zeroPadShortcut(_ x: Value, images n: Int, stride: Int, padChannels: Int, plan: ActivationPlan) -> Value {
         let c = x.c, h = x.h, w = x.w
         let oh = (h + stride - 1) / stride, ow = (w + stride - 1) / stride
         let oc = c + 2 * padChannels
-        let dst = buffer(Slot.shortcut, n * oc * oh * ow)
+        let (id, dst) = plan.take(n * oc * oh * ow)
+        guard !plan.dry else { return Value(pointer: dst, c: oc, h: oh, w: ow, id: id) }
         dst.update(repeating: 0, count: n * oc * oh * ow)
         for b in 0..<n {
             for ch in 0..<c {
@@ -256,6 +309,6 @@ struct ResNetGraph: Sendable {
                 }
             }
         }
-        return Value(pointer: dst, c: oc, h: oh, w: ow)
+        return Value(pointer: dst, c: oc, h: oh, w: ow, id: id)
     }
 }

@@ -128,19 +128,61 @@ enum GoldenLog {
 /// values per tap, the tap's max |x| and L2 norm, and the full logits.
 @Suite("Golden: full-size architectures, formula weights", .serialized)
 struct FullGoldenTests {
-    static func formulaModel(_ arch: Architecture) throws -> Model {
+    static func formulaEntries(_ arch: Architecture) throws -> [(name: String, tensor: TensorData)] {
         var entries: [(name: String, tensor: TensorData)] = []
         for (p, spec) in arch.parameters.enumerated() {
             let values = FormulaWeights.values(key: spec.name, shape: spec.shape, index: p, architecture: arch.name)
             entries.append((spec.name, try TensorData(float32: values, shape: spec.shape)))
         }
-        return try Model.load(arch, pretrained: .stateDict(StateDict(tensors: entries, name: "formula:\(arch.name)")))
+        return entries
+    }
+
+    static func formulaModel(_ arch: Architecture, memory: LoadOptions.Memory = .fast) throws -> Model {
+        var options = LoadOptions()
+        options.memory = memory
+        return try Model.load(arch, pretrained: .stateDict(StateDict(tensors: formulaEntries(arch), name: "formula:\(arch.name)")), options: options)
     }
 
     @Test("every tap within 1e-4 of torchvision, identical top-5", arguments: Architecture.all.map(\.name))
     func full(_ name: String) throws {
+        try Self.check(name, memory: .fast)
+    }
+
+    /// ResNet-50 and DenseNet-121 hold their 3x3 layers in Winograd form by default (F(4x4) and F(2x2)
+    /// there); `.compact` runs them on the direct or GEMM kernels instead.
+    @Test("memory .compact: every tap within 1e-4 of torchvision, identical top-5", arguments: ["resnet50", "densenet121"])
+    func compact(_ name: String) throws {
+        try Self.check(name, memory: .compact)
+    }
+
+    @Test("memory .compact holds each weight once: parameter bytes within 2% above the checkpoint's, the weights back bit for bit")
+    func compactBytes() throws {
+        for name in ["resnet50", "densenet121"] {
+            let arch = try #require(Architecture(named: name))
+            let entries = try Self.formulaEntries(arch)
+            let checkpointBytes = entries.reduce(0) { $0 + $1.tensor.byteCount }
+            let compact = try Self.formulaModel(arch, memory: .compact)
+            let fast = try Self.formulaModel(arch)
+            // At least the weights; above them only the packing's padding (GEMM panels of 12 rows), the
+            // epilogue scales and the kept batch-norm tensors.
+            #expect(compact.parameterBytes >= checkpointBytes && Double(compact.parameterBytes) <= 1.02 * Double(checkpointBytes),
+                    "\(name): \(compact.parameterBytes) bytes held for \(checkpointBytes) in the checkpoint")
+            // The default keeps the Winograd weights besides (on AVX-512, 0.68 times the size of all 3x3
+            // weights for ResNet-50, whose widest and strided 3x3 layers are not Winograd; 4.5 times for
+            // DenseNet-121): at least a sixth of it, whatever the CPU.
+            let threeByThree = entries.filter { $0.tensor.shape.count == 4 && $0.tensor.shape[2] == 3 }.reduce(0) { $0 + $1.tensor.byteCount }
+            #expect(fast.parameterBytes - compact.parameterBytes >= threeByThree / 6,
+                    "\(name): default \(fast.parameterBytes), compact \(compact.parameterBytes), 3x3 weights \(threeByThree)")
+            for (key, tensor) in entries where tensor.shape.count == 4 {
+                let back = try #require(compact.parameter(named: key))
+                #expect(try back.floats().elementsEqual(try tensor.floats()) { $0.bitPattern == $1.bitPattern }, "\(name) \(key)")
+            }
+        }
+    }
+
+    static func check(_ name: String, memory: LoadOptions.Memory) throws {
         let arch = try #require(Architecture(named: name))
-        let model = try Self.formulaModel(arch)
+        let model = try Self.formulaModel(arch, memory: memory)
         #expect(model.report.isCompatible)
         // The reference inputs: 2x3x224x224 and 1x3x193x257 (CIFAR nets: 4x3x32x32 and 1x3x40x36).
         let dir = Golden.path("golden/full")
