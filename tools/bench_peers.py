@@ -18,6 +18,9 @@ What it does (see Benchmarks/README.md):
     take turns (the order rotates every round), each timing 3 inferences at batch 1 and 1 at batch 8;
     reports the median and min of all timed inferences, the ratios of the medians, and each worker's
     peak RSS (VmHWM, reset before the block);
+  * a memory table at 2 threads: each engine's RSS for its model (peak during the block less the process's RSS
+    before loading), against the budget 1.2 x (weights + the two largest activations), for the default model
+    and one loaded with LoadOptions.memory = .compact (a fourth worker, timed in the same rounds);
   * times Model.load of resnet152 from a page-cached .pth (bench-data/resnet152.pth, written here
     from torchvision's random initialisation if missing) next to reading that file into memory.
 Peer processes run with the same thread settings; the machine may be shared, hence interleaving.
@@ -42,6 +45,13 @@ ARCHS = ["resnet18", "resnet50", "resnet152", "resnext50_32x4d", "densenet121", 
 def peak_kib() -> int:
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return -1
+
+
+def rss_kib() -> int:
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return -1
 
@@ -149,6 +159,21 @@ def worker(kind: str) -> None:
                 print("ok", peak_kib(), flush=True)
             elif cmd == "peak":
                 print("ok", peak_kib(), flush=True)
+            elif cmd == "rss":
+                print("ok", rss_kib(), flush=True)
+            elif cmd == "budget":  # torch worker: checkpoint bytes, and the two largest activations of one image
+                model = state["model"]
+                weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+                sizes = []
+                hooks = [m.register_forward_hook(
+                    lambda _m, _i, o: sizes.append(o.numel() * o.element_size()) if torch.is_tensor(o) else None)
+                    for m in model.modules()]
+                with torch.inference_mode():
+                    model(torch.zeros(1, 3, 224, 224))
+                for h in hooks:
+                    h.remove()
+                sizes.sort(reverse=True)
+                print("ok", weights, sizes[0] + sizes[1], flush=True)
             elif cmd == "quit":
                 return
             else:
@@ -239,30 +264,41 @@ def main() -> int:
               f"{'torch med':>9} {'min':>8} | {'/ORT':>5} {'/torch':>6} | {'RSS ours':>8} {'ORT':>6} {'torch':>6} MB")
     lines = [header, "-" * len(header)]
     print(header, flush=True)
+    memory_header = (f"{'model':<16} {'batch':>5} | {'weights':>7} {'2 acts':>6} {'budget':>6} | {'ours':>6} {'ORT':>6} "
+                     f"{'torch':>6} | {'compact':>7} {'med ms':>7} {'/ORT':>5} | {'within budget':<13}")
+    memory_lines = [memory_header, "-" * len(memory_header)]
     for arch in args.archs:
+        # Each worker's RSS before its model is loaded (libraries imported), for the model's own RSS.
         ours = Worker("ours", [str(BENCH), "serve"], env)
+        compact = Worker("compact", [str(BENCH), "serve"], env)
         torchw = Worker("torch", [sys.executable, __file__, "--worker", "torch"], env)
+        base = {w.name: int(w.ask("rss")[0]) for w in (ours, compact, torchw)}
         try:
             ours.ask(f"load {arch}")
+            compact.ask(f"load {arch} compact")
         except RuntimeError as e:
             line = f"{arch:<16} skipped: {e}"
             print(line, flush=True)
             lines.append(line)
-            ours.close()
-            torchw.close()
+            for w in (ours, compact, torchw):
+                w.close()
             continue
         torchw.ask(f"load {arch}")
+        weights, two_acts = (int(v) for v in torchw.ask("budget"))
         onnx_path = DATA / "onnx" / f"{arch}.onnx"
         if not onnx_path.exists():
             torchw.ask(f"export {onnx_path}")
         ortw = Worker("ort", [sys.executable, __file__, "--worker", "ort"], env)
+        base["ort"] = int(ortw.ask("rss")[0])
         ortw.ask(f"load {arch} {onnx_path}")
-        engines = [ours, ortw, torchw]
+        peers = [ours, ortw, torchw]
         for batch in args.batches:
             path = make_input(batch)
-            for e in engines:
+            for e in peers + [compact]:
                 e.ask(f"input {path} {batch} 224 224")
             for threads in args.threads:
+                # The compact model (LoadOptions.memory = .compact) takes its turns at 2 threads only.
+                engines = peers + ([compact] if threads == 2 else [])
                 for e in engines:
                     e.ask(f"run {threads} {args.warmup}")
                 for e in engines:
@@ -274,19 +310,30 @@ def main() -> int:
                 per_round = 3 if batch == 1 else 1
                 rounds = args.rounds if batch == 1 else 2 * args.rounds
                 for r in range(rounds):
-                    order = engines[r % 3:] + engines[:r % 3]
+                    k = r % len(engines)
+                    order = engines[k:] + engines[:k]
                     for e in order:
                         times[e.name] += [float(t) for t in e.ask(f"run {threads} {per_round}")]
-                peaks = {e.name: int(e.ask("peak")[0]) / 1024 for e in engines}
+                peaks = {e.name: int(e.ask("peak")[0]) for e in engines}
                 med = {k: statistics.median(v) for k, v in times.items()}
                 mn = {k: min(v) for k, v in times.items()}
                 line = (f"{arch:<16} {batch:>5} {threads:>3} | {med['ours']:>9.1f} {mn['ours']:>8.1f} | "
                         f"{med['ort']:>8.1f} {mn['ort']:>8.1f} | {med['torch']:>9.1f} {mn['torch']:>8.1f} | "
                         f"{med['ours'] / med['ort']:>5.2f} {med['ours'] / med['torch']:>6.2f} | "
-                        f"{peaks['ours']:>8.0f} {peaks['ort']:>6.0f} {peaks['torch']:>6.0f}")
+                        f"{peaks['ours'] / 1024:>8.0f} {peaks['ort'] / 1024:>6.0f} {peaks['torch'] / 1024:>6.0f}")
                 print(line, flush=True)
                 lines.append(line)
-        for e in engines:
+                if threads == 2:
+                    mib = 1 << 20
+                    budget = 1.2 * (weights + batch * two_acts) / mib
+                    model = {k: (peaks[k] - base[k]) / 1024 for k in peaks}
+                    met = [k for k in ("ours", "compact") if model[k] <= budget]
+                    memory_lines.append(
+                        f"{arch:<16} {batch:>5} | {weights / mib:>7.1f} {batch * two_acts / mib:>6.1f} {budget:>6.1f} | "
+                        f"{model['ours']:>6.1f} {model['ort']:>6.1f} {model['torch']:>6.1f} | {model['compact']:>7.1f} "
+                        f"{med['compact']:>7.1f} {med['compact'] / med['ort']:>5.2f} | {', '.join(met) or 'neither':<13}")
+                    print(memory_lines[-1], flush=True)
+        for e in peers + [compact]:
             e.close()
     if not args.no_load:
         load_benchmark(lines)
@@ -295,6 +342,12 @@ def main() -> int:
           f"{2 * args.rounds} rounds of 1 at batch 8; ratios of medians; "
           f"peak RSS = VmHWM of each engine's process during that block; total {time.time() - started:.0f} s)")
     print("\n".join(["", "Summary", *lines]))
+    if len(memory_lines) > 2:
+        print("\n".join([
+            "", "Memory at 2 threads, MiB: a model's RSS = its process's peak RSS during the block less the process's RSS",
+            "before the model was loaded; weights = the PyTorch model's state dict; 2 acts = its two largest module",
+            "outputs at this batch; budget = 1.2 x (weights + 2 acts); compact = this package with",
+            "LoadOptions.memory = .compact (no Winograd weights), timed in the same rounds", *memory_lines]))
     return 0
 
 

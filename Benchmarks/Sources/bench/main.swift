@@ -4,10 +4,13 @@
 //   bench load FILE ARCH [N]    time to read FILE vs. Model.load(ARCH, .file(FILE)) until it can infer
 //
 // serve commands, one per line, each answered by one line:
-//   load ARCH                   random (He-scaled) weights, batch norm at its defaults -> "ok SECONDS"
+//   load ARCH [compact]         random (He-scaled) weights, batch norm at its defaults -> "ok SECONDS";
+//                               compact: LoadOptions.memory = .compact (no Winograd copies)
+//   bytes                       the model's parameterBytes -> "ok BYTES"
 //   input PATH N H W            float32 NCHW [N, 3, H, W] from a raw little-endian file -> "ok"
 //   run THREADS ITERS           -> "ok MS MS ..." (one wall time per inference)
 //   peak-reset / peak           reset / read the peak RSS (VmHWM) -> "ok KIB"
+//   rss                         the current RSS (VmRSS) -> "ok KIB"
 //   quit
 import Checkpoint
 import Foundation
@@ -24,10 +27,10 @@ func now() -> Double {
     return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
 }
 
-/// VmHWM (peak resident set) in KiB, from /proc/self/status.
-func peakRSS() -> Int {
+/// A field of /proc/self/status in KiB: VmHWM (peak resident set) by default, or VmRSS.
+func peakRSS(_ field: String = "VmHWM:") -> Int {
     guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return -1 }
-    for line in s.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+    for line in s.split(separator: "\n") where line.hasPrefix(field) {
         return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]) ?? -1
     }
     return -1
@@ -57,7 +60,7 @@ struct SplitMix {
 
 /// Weights like torchvision's initialisation: convolutions He-uniform, batch norm gamma 1 / beta 0 /
 /// mean 0 / var 1, linear layers uniform in +-1/sqrt(fan_in); activations stay in a normal range.
-func randomModel(_ arch: Architecture) throws -> Model {
+func randomModel(_ arch: Architecture, memory: LoadOptions.Memory) throws -> Model {
     var rng = SplitMix(state: 42)
     var entries: [(name: String, tensor: TensorData)] = []
     for spec in arch.parameters {
@@ -75,7 +78,9 @@ func randomModel(_ arch: Architecture) throws -> Model {
         }
         entries.append((spec.name, try TensorData(float32: values, shape: spec.shape)))
     }
-    return try Model.load(arch, pretrained: .stateDict(StateDict(tensors: entries, name: "random:\(arch.name)")))
+    var options = LoadOptions()
+    options.memory = memory
+    return try Model.load(arch, pretrained: .stateDict(StateDict(tensors: entries, name: "random:\(arch.name)")), options: options)
 }
 
 /// Prints one protocol line and flushes it at once.
@@ -95,15 +100,23 @@ func serve() {
             case "load":
                 guard let arch = Architecture(named: w[1]) else { reply("error unknown architecture \(w[1])"); continue }
                 let t0 = now()
-                model = try randomModel(arch)
+                model = try randomModel(arch, memory: w.count > 2 && w[2] == "compact" ? .compact : .fast)
                 // The random state dict was this process's own transient, not the model's: give its
                 // freed heap back so that peak RSS counts what the model keeps.
                 Engine.releaseFreedMemory()
                 reply("ok \(now() - t0)")
             case "input":
                 let (n, h, wd) = (Int(w[2])!, Int(w[3])!, Int(w[4])!)
-                let data = try Data(contentsOf: URL(fileURLWithPath: w[1]))
-                let floats = data.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+                // Read straight into the tensor's array: a `Data` in between would leave its freed pages
+                // in the heap, counted in this process's peak RSS.
+                let count = n * 3 * h * wd
+                guard let f = fopen(w[1], "rb") else { reply("error cannot open \(w[1])"); continue }
+                let floats = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+                    initialized = fread(buffer.baseAddress!, MemoryLayout<Float>.stride, count, f)
+                }
+                fclose(f)
+                guard floats.count == count else { reply("error \(w[1]) holds fewer than \(count) floats"); continue }
+                input = nil
                 input = try Tensor(shape: [n, 3, h, wd], data: floats)
                 reply("ok")
             case "run":
@@ -127,6 +140,11 @@ func serve() {
                 reply("ok \(peakRSS())")
             case "peak":
                 reply("ok \(peakRSS())")
+            case "rss":
+                reply("ok \(peakRSS("VmRSS:"))")
+            case "bytes":
+                guard let model else { reply("error no model"); continue }
+                reply("ok \(model.parameterBytes)")
             case "quit":
                 return
             default:
