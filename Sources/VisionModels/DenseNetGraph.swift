@@ -5,15 +5,15 @@ import NeuralNet
 /// and `norm0` by `conv0` (in the kernels' epilogue, weights kept exact); the pre-activation norms
 /// (`norm1`, transition `norm`, `norm5`) act on concatenations and are fused into whatever reads them.
 ///
-/// Memory plan (three buffers, kept from call to call): a dense block writes into one buffer with room
-/// for all of its channels (two such buffers alternate, as a transition reads one and writes the
-/// other); the third holds the bottleneck outputs, a transition's pooled input and the stem's output,
-/// for one image at a time (the stem and its pool run image by image). The block's input and every
-/// layer's 32 (growth-rate) new channels are written straight into their place in the block's buffer,
-/// so concatenation costs nothing; each layer's `norm1` + ReLU is applied while its `conv1` packs its
-/// input. A transition's batch norm, ReLU and 2x2 average pool run in one pass before its 1x1
-/// convolution (pooling and a 1x1 convolution commute, so this does a quarter of the work), and that
-/// convolution writes into the next block's buffer. `norm5` + ReLU is fused into the global pooling.
+/// Memory plan (two buffers, kept from call to call): a dense block writes into one buffer with room for
+/// all of its channels, which the next block's buffer replaces once a transition has pooled it; the
+/// other holds the bottleneck outputs, a transition's pooled input and the stem's output, for one image
+/// at a time (the stem and its pool run image by image). The block's input and every layer's 32
+/// (growth-rate) new channels are written straight into their place in the block's buffer, so
+/// concatenation costs nothing; each layer's `norm1` + ReLU is applied while its `conv1` packs its input.
+/// A transition's batch norm, ReLU and 2x2 average pool run in one pass before its 1x1 convolution
+/// (pooling and a 1x1 convolution commute, so this does a quarter of the work), and that convolution
+/// writes into the next block's buffer. `norm5` + ReLU is fused into the global pooling.
 struct DenseNetGraph: Sendable {
     /// A batch norm in inference form, as the per-channel scale and shift the kernels apply.
     struct Affine: Sendable {
@@ -42,11 +42,11 @@ struct DenseNetGraph: Sendable {
     let growthRate: Int
     let workspaces = WorkspacePool(slots: Slot.count)
 
-    /// The memory plan's slots: two block buffers (a transition reads one and writes the other) and the
-    /// bottleneck output, which also holds one image's stem output and a transition's pooled input.
+    /// The memory plan's slots: the block buffer and the bottleneck output, which also holds one
+    /// image's stem output and a transition's pooled input.
     enum Slot {
-        static let blockA = 0, blockB = 1, bottleneck = 2
-        static let count = 3
+        static let block = 0, bottleneck = 1
+        static let count = 2
     }
 
     init(config c: DenseNetConfig, store: ParameterStore) throws(ModelError) {
@@ -101,8 +101,7 @@ struct DenseNetGraph: Sendable {
         var h = (sh + 2 - 3) / 2 + 1, w = (sw + 2 - 3) / 2 + 1
         var channels = c0
         var blockChannels = channels + blocks[0].count * growthRate
-        var slot = Slot.blockA
-        var buffer = ws.buffer(slot, count: n * blockChannels * h * w)
+        var buffer = ws.buffer(Slot.block, count: n * blockChannels * h * w)
         input.data.withUnsafeBufferPointer { x in
             for i in 0..<n {
                 stem.run(batch: 1, height: h0, width: w0, input: x.baseAddress! + i * 3 * h0 * w0, inputImageStride: 3 * h0 * w0,
@@ -148,8 +147,8 @@ struct DenseNetGraph: Sendable {
             }
             let next = t.conv.config.outChannels
             let nextBlockChannels = next + blocks[bi + 1].count * growthRate
-            slot = slot == Slot.blockA ? Slot.blockB : Slot.blockA
-            let nextBuffer = ws.buffer(slot, count: n * nextBlockChannels * ph * pw)
+            // The block's buffer has been read (pooled): the next block's buffer takes its place.
+            let nextBuffer = ws.buffer(Slot.block, count: n * nextBlockChannels * ph * pw)
             t.conv.run(batch: n, height: ph, width: pw, input: pooled, inputImageStride: channels * ph * pw,
                        output: nextBuffer, outputImageStride: nextBlockChannels * ph * pw, activation: .none)
             (buffer, h, w, channels, blockChannels) = (nextBuffer, ph, pw, next, nextBlockChannels)
