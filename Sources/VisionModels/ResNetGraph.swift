@@ -93,6 +93,7 @@ struct ResNetGraph: Sendable {
             let dry = ActivationPlan(ws, firstSlot: Slot.count, assignment: nil)
             _ = try forward(input, taps: false, ws, dry)
             assignment = dry.assign()
+            if ws.plans.count >= 64 { ws.plans.removeAll() }  // a caller of ever new input sizes
             ws.plans[input.shape] = assignment
         }
         return try forward(input, taps: taps, ws, ActivationPlan(ws, firstSlot: Slot.count, assignment: assignment))

@@ -27,8 +27,8 @@ final class Workspace: @unchecked Sendable {
 /// Where a forward pass's activations live. A graph takes a value for every activation it writes and
 /// releases it once nothing reads it any more; an inference does so in the same order for the same input
 /// shape. A recording plan (`dry`) only notes each value's size and lifetime (the graph computes nothing
-/// then); `assign()` turns them into slots, and a plan made with that assignment hands out the slots'
-/// memory.
+/// then); `assign()` turns them into slots (and reserves their memory), and a plan made with that
+/// assignment hands out the slots' memory.
 ///
 /// The assignment is greedy by size: the values, largest first, each go to the first slot none of whose
 /// values is live at the same time (else to a new slot), so a slot's size is that of its first value. A
@@ -77,7 +77,8 @@ final class ActivationPlan {
         clock += 1
     }
 
-    /// The slot of each recorded value (greedy by size, see above).
+    /// The slot of each recorded value (greedy by size, see above); each slot's memory is reserved for
+    /// its largest value, so that no slot grows while the plan runs.
     func assign() -> [Int] {
         var slotOf = [Int](repeating: 0, count: sizes.count)
         var slots: [[Int]] = []  // the values of each slot
@@ -91,6 +92,7 @@ final class ActivationPlan {
             } else {
                 slotOf[v] = slots.count
                 slots.append([v])
+                _ = ws.buffer(firstSlot + slotOf[v], count: sizes[v])
             }
         }
         return slotOf
