@@ -118,6 +118,7 @@ func serve() {
                 guard floats.count == count else { reply("error \(w[1]) holds fewer than \(count) floats"); continue }
                 input = nil
                 input = try Tensor(shape: [n, 3, h, wd], data: floats)
+                Engine.releaseFreedMemory()  // the previous input's pages
                 reply("ok")
             case "run":
                 guard let model, let input else { reply("error no model or input"); continue }
