@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Inference latency of this package against PyTorch eager and ONNX Runtime, measured side by side.
 
-    .venv-ref/bin/python tools/bench_peers.py                 # everything (about 8-10 minutes)
+    .venv-ref/bin/python tools/bench_peers.py                 # everything (about 11-13 minutes)
     .venv-ref/bin/python tools/bench_peers.py --archs resnet18 --batches 1 --threads 2 --rounds 5
 
 What it does (see Benchmarks/README.md):
