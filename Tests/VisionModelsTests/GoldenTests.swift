@@ -55,8 +55,20 @@ struct SmallGoldenTests {
 
     @Test("every tap within 1e-4 of torchvision, identical top-5", arguments: names)
     func small(_ name: String) throws {
+        try Self.check(name, memory: .fast)
+    }
+
+    /// The same checkpoints loaded from their files with every weight held once (no Winograd layout).
+    @Test("memory .compact: every tap within 1e-4 of torchvision, identical top-5", arguments: names)
+    func smallCompact(_ name: String) throws {
+        try Self.check(name, memory: .compact)
+    }
+
+    static func check(_ name: String, memory: LoadOptions.Memory) throws {
         let arch = try #require(Self.configs[name])
-        let model = try Model.load(arch, pretrained: .file(URL(fileURLWithPath: Golden.path("golden/small/\(name).pth"))))
+        var options = LoadOptions()
+        options.memory = memory
+        let model = try Model.load(arch, pretrained: .file(URL(fileURLWithPath: Golden.path("golden/small/\(name).pth"))), options: options)
         #expect(model.report.isCompatible)
         let dir = Golden.path("golden/small")
         let actsFiles = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasPrefix(name + "_acts_") }.sorted()
