@@ -42,16 +42,10 @@ BENCH = REPO / "Benchmarks" / ".build" / "release" / "bench"
 ARCHS = ["resnet18", "resnet50", "resnet152", "resnext50_32x4d", "densenet121", "densenet201", "se_resnet50"]
 
 
-def peak_kib() -> int:
+def status_kib(field: str) -> int:
+    """A field of /proc/self/status in KiB (VmHWM: the peak resident set; VmRSS: the current one)."""
     for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    return -1
-
-
-def rss_kib() -> int:
-    for line in open("/proc/self/status"):
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1])
     return -1
 
@@ -156,11 +150,11 @@ def worker(kind: str) -> None:
                 print("ok " + " ".join(f"{t:.3f}" for t in times), flush=True)
             elif cmd == "peak-reset":
                 reset_peak()
-                print("ok", peak_kib(), flush=True)
+                print("ok", status_kib("VmHWM"), flush=True)
             elif cmd == "peak":
-                print("ok", peak_kib(), flush=True)
+                print("ok", status_kib("VmHWM"), flush=True)
             elif cmd == "rss":
-                print("ok", rss_kib(), flush=True)
+                print("ok", status_kib("VmRSS"), flush=True)
             elif cmd == "budget":  # torch worker: checkpoint bytes, and the two largest activations of one image
                 model = state["model"]
                 weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())

@@ -259,7 +259,6 @@ void ck_parallel_for(int tasks, ck_task_fn fn, void *context) {
 
 /* ---- Memory ------------------------------------------------------------------------------------ */
 
-
 void *ck_buffer_alloc(size_t bytes) {
     if (bytes == 0) bytes = 64;
 #if defined(__unix__) || defined(__APPLE__)

@@ -190,7 +190,6 @@ struct ResNetGraph: Sendable {
                 h = y
             }
             guard let last = block.convs.last else { throw ModelError(.shape, "resnet forward: a block without convolutions") }
-            let (oh, ow) = last.outputSize(height: h.h, width: h.w)
             if let se = block.se {
                 let y = try apply(last, h, block.reluBeforeSE ? .relu : .none)
                 if h.id != x.id { plan.release(h.id) }
@@ -222,7 +221,9 @@ struct ResNetGraph: Sendable {
                 } else {
                     identity = x
                 }
-                guard (oh, ow) == (identity.h, identity.w), last.config.outChannels == identity.c, last.config.inChannels == h.c else {
+                guard last.outputSize(height: h.h, width: h.w) == (identity.h, identity.w), last.config.outChannels == identity.c,
+                    last.config.inChannels == h.c
+                else {
                     throw ModelError(.shape, "resnet forward: shortcut [\(identity.c), \(identity.h), \(identity.w)] does not match the branch")
                 }
                 if identity.id != x.id || h.id != x.id {
@@ -261,17 +262,12 @@ struct ResNetGraph: Sendable {
     /// Squeeze-and-excitation's gates for `h`: `sigmoid(fc2(relu(fc1(mean over each plane))))`, one per
     /// image and channel, in the workspace's `gates` slot (with `dry`, only the checks).
     private func excite(_ se: SqueezeExcite, _ h: Value, images n: Int, _ ws: Workspace, dry: Bool) throws(ModelError) -> UnsafeMutablePointer<Float> {
-        guard !dry else {
-            guard se.fc1.inFeatures == h.c, se.fc2.outFeatures == h.c else {
-                throw ModelError(.shape, "resnet forward: squeeze-and-excitation of \(se.fc1.inFeatures) channels on a branch of \(h.c)")
-            }
-            return h.pointer
-        }
-        let squeezed = ws.buffer(Slot.squeezed, count: n * h.c)
-        RawOps.globalAvgPool(h.pointer, inputImageStride: h.imageStride, output: squeezed, images: n, channels: h.c, plane: h.h * h.w)
         guard se.fc1.inFeatures == h.c, se.fc2.outFeatures == h.c else {
             throw ModelError(.shape, "resnet forward: squeeze-and-excitation of \(se.fc1.inFeatures) channels on a branch of \(h.c)")
         }
+        guard !dry else { return h.pointer }
+        let squeezed = ws.buffer(Slot.squeezed, count: n * h.c)
+        RawOps.globalAvgPool(h.pointer, inputImageStride: h.imageStride, output: squeezed, images: n, channels: h.c, plane: h.h * h.w)
         let r = se.fc1.outFeatures
         let hidden = ws.buffer(Slot.hidden, count: n * r)
         se.fc1.run(batch: n, input: squeezed, output: hidden, activation: .relu)

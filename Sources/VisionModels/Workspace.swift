@@ -19,7 +19,6 @@ final class Workspace: @unchecked Sendable {
         return slots[slot].pointer(count: count)
     }
 
-
     /// Floats held over all slots.
     var capacity: Int { slots.reduce(0) { $0 + $1.capacity } }
 }
@@ -39,6 +38,9 @@ final class ActivationPlan {
     private let ws: Workspace
     private let firstSlot: Int
     private let assignment: [Int]?
+    /// Values taken so far.
+    private var taken = 0
+    /// While recording: each value's size, and the clock when it was taken and released.
     private var sizes: [Int] = []
     private var born: [Int] = []
     private var died: [Int] = []
@@ -60,19 +62,22 @@ final class ActivationPlan {
 
     /// A new value of `count` floats: its number and its memory (a placeholder while recording).
     func take(_ count: Int) -> (id: Int, pointer: UnsafeMutablePointer<Float>) {
-        let id = sizes.count
-        sizes.append(count)
-        born.append(clock)
-        died.append(Int.max)
-        clock += 1
-        guard let assignment else { return (id, Self.nowhere) }
+        let id = taken
+        taken += 1
+        guard let assignment else {
+            sizes.append(count)
+            born.append(clock)
+            died.append(Int.max)
+            clock += 1
+            return (id, Self.nowhere)
+        }
         precondition(id < assignment.count, "activation plan: more values than recorded")
         return (id, ws.buffer(firstSlot + assignment[id], count: count))
     }
 
-    /// Value `id` is no longer read (-1, a value outside the plan: nothing).
+    /// Value `id` is no longer read (-1, a value outside the plan: nothing). Only a recording plan notes it.
     func release(_ id: Int) {
-        guard id >= 0 else { return }
+        guard dry, id >= 0 else { return }
         died[id] = clock
         clock += 1
     }

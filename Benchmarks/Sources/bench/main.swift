@@ -27,8 +27,8 @@ func now() -> Double {
     return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
 }
 
-/// A field of /proc/self/status in KiB: VmHWM (peak resident set) by default, or VmRSS.
-func peakRSS(_ field: String = "VmHWM:") -> Int {
+/// A field of /proc/self/status in KiB (VmHWM: the peak resident set; VmRSS: the current one).
+func statusKiB(_ field: String) -> Int {
     guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return -1 }
     for line in s.split(separator: "\n") where line.hasPrefix(field) {
         return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]) ?? -1
@@ -116,7 +116,6 @@ func serve() {
                 }
                 fclose(f)
                 guard floats.count == count else { reply("error \(w[1]) holds fewer than \(count) floats"); continue }
-                input = nil
                 input = try Tensor(shape: [n, 3, h, wd], data: floats)
                 Engine.releaseFreedMemory()  // the previous input's pages
                 reply("ok")
@@ -138,11 +137,11 @@ func serve() {
                 reply("ok " + taps.map { "\($0.name)=\($0.tensor.data.filter { $0.isSubnormal }.count)/\($0.tensor.data.count)" }.joined(separator: " "))
             case "peak-reset":
                 resetPeak()
-                reply("ok \(peakRSS())")
+                reply("ok \(statusKiB("VmHWM:"))")
             case "peak":
-                reply("ok \(peakRSS())")
+                reply("ok \(statusKiB("VmHWM:"))")
             case "rss":
-                reply("ok \(peakRSS("VmRSS:"))")
+                reply("ok \(statusKiB("VmRSS:"))")
             case "bytes":
                 guard let model else { reply("error no model"); continue }
                 reply("ok \(model.parameterBytes)")
