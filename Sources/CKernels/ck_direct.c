@@ -28,6 +28,8 @@
 /* Output channels per group: OCB blocks of 16; positions per tile: NP (OCB x NP = 24 accumulators). */
 static int direct_ocb(int out_channels) { return out_channels % 64 == 0 ? 4 : 2; }
 
+int ck_direct_group(int out_channels) { return direct_ocb(out_channels) * 16; }
+
 int ck_direct_supported(int groups, int out_channels, int in_channels, int kh, int kw, int sh, int sw, int dh,
                         int dw) {
 #if defined(__x86_64__)

@@ -51,4 +51,9 @@ double ck_task_balance(int count, const double *sizes, int threads);
 /** A 64-byte aligned scratch buffer of at least `count` floats owned by the calling thread (slot 0 ... 3). */
 float *ck_scratch(int slot, size_t count);
 
+/* Output channels per group of ck_direct_pack's layout (64, or 32 when out_channels is not a multiple of
+ * 64): weight (o, c, tap) of a 3x3 kernel lies at
+ * ((o / g * (cin / 16) + c / 16) * 9 + tap) * 16 * g + (c % 16) * g + o % g. */
+int ck_direct_group(int out_channels);
+
 #endif

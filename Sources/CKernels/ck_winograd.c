@@ -13,6 +13,7 @@
  * they are compiled twice, for AVX-512F and for the baseline, and picked at run time. */
 #include "ck_internal.h"
 
+#include <math.h>
 #include <string.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -128,6 +129,10 @@ typedef struct wino_job {
     float *shared; /* when set: every panel's transformed input, made before the GEMMs */
     float *shared_m; /* few-task mode: every (panel, weight panel)'s na GEMM outputs */
     int cblocks;   /* channel blocks of the shared input transform */
+    const ck_conv *source; /* transient weights: the layer as given, in ck_direct_pack's layout */
+    int go;                /* its outputs per group */
+    float *u;              /* its transformed weights, when made for the whole layer */
+    ck_conv transformed;   /* the layer with packed = u */
 } wino_job;
 
 /* The tile geometry of one panel. */
@@ -392,6 +397,7 @@ static void output_stage(const wino_job *job, const panel_tiles *pt, int p, cons
         const int o = p * CK_MR + r;
         job->output_transform(m + (size_t)r * T, (ptrdiff_t)CK_MR * T, y);
         const float bias = cv->bias ? cv->bias[o] : 0.0f;
+        const float scale = cv->scale ? cv->scale[o] : 1.0f;
         for (int l = 0; l < pt->count; l++) {
             float *dst = io->out + (ptrdiff_t)pt->img[l] * io->out_batch_stride + (ptrdiff_t)o * oh * ow;
             const float *res = io->residual ? io->residual + (ptrdiff_t)pt->img[l] * io->residual_batch_stride +
@@ -402,7 +408,7 @@ static void output_stage(const wino_job *job, const panel_tiles *pt, int p, cons
             for (int u = 0; u < uy; u++) {
                 const ptrdiff_t at = (ptrdiff_t)(pt->oy[l] + u) * ow + pt->ox[l];
                 for (int x = 0; x < ux; x++) {
-                    float val = y[u * job->m + x][l] + bias;
+                    float val = cv->scale ? fmaf(y[u * job->m + x][l], scale, bias) : y[u * job->m + x][l] + bias;
                     if (res) val += res[at + x];
                     if (io->relu) val = val < 0 ? 0 : val;
                     dst[at + x] = val;
@@ -442,6 +448,7 @@ __attribute__((target("avx512f,avx2,fma"))) static int output_stage_avx512(const
         const int o = p * CK_MR + r;
         job->output_transform(m + (size_t)r * T, (ptrdiff_t)CK_MR * T, y);
         const __m512 bias = _mm512_set1_ps(cv->bias ? cv->bias[o] : 0.0f);
+        const __m512 scale = _mm512_set1_ps(cv->scale ? cv->scale[o] : 1.0f);
         float *dst = io->out + (ptrdiff_t)o * plane;
         const float *res = io->residual ? io->residual + (ptrdiff_t)o * plane : NULL;
         for (int half = 0; half < T / 16; half++) {
@@ -453,7 +460,8 @@ __attribute__((target("avx512f,avx2,fma"))) static int output_stage_avx512(const
                 for (int x = 0; x < job->m; x++) {
                     const __mmask16 mk = mu & _mm512_cmplt_epi32_mask(_mm512_add_epi32(vx, _mm512_set1_epi32(x)), _mm512_set1_epi32(ow));
                     const __m512i d = _mm512_set1_epi32(u * ow + x);
-                    __m512 v = _mm512_add_ps(_mm512_load_ps(&y[u * job->m + x][l0]), bias);
+                    const __m512 yv = _mm512_load_ps(&y[u * job->m + x][l0]);
+                    __m512 v = cv->scale ? _mm512_fmadd_ps(yv, scale, bias) : _mm512_add_ps(yv, bias);
                     if (res) v = _mm512_add_ps(v, _mm512_mask_i32gather_ps(zero, mk, _mm512_add_epi32(vr, d), res, 4));
                     if (io->relu) v = _mm512_max_ps(zero, v);
                     _mm512_mask_i32scatter_ps(dst, mk, _mm512_add_epi32(vo, d), v, 4);
@@ -534,10 +542,17 @@ static void wino_output_task(void *context, int task, int worker) {
     output_stage(job, &pt, p, shared_m(job, panel, p));
 }
 
-/* The convolution over output tiles of m x m (4 or 2). */
-static void forward(int m, const ck_conv *cv, const ck_conv_io *io) {
+#if defined(__x86_64__)
+static void transient_pack_task(void *context, int p, int worker);
+static void fused_task(void *context, int task, int worker);
+#endif
+
+/* The convolution over output tiles of m x m (4 or 2). `transient`: cv->packed holds the weights in
+ * ck_direct_pack's layout (AVX-512 only), transformed during the call (below). */
+static void forward(int m, const ck_conv *cv, const ck_conv_io *io, int transient) {
     wino_job job;
     job.cv = cv;
+    job.source = NULL;
     job.io = io;
     if (io->batch <= 0 || io->oh <= 0 || io->ow <= 0) return;
     job.m = m;
@@ -588,6 +603,30 @@ static void forward(int m, const ck_conv *cv, const ck_conv_io *io) {
         if (job.cblocks > cv->in_channels) job.cblocks = cv->in_channels;
         ck_parallel_for(job.panels * job.cblocks, wino_transform_task, &job);
     }
+#if defined(__x86_64__)
+    if (transient) {
+        /* Transient weights. With every panel's input transformed beforehand (few panels: small planes
+         * at small batches) and weight panels enough to share among the threads, each task transforms
+         * its weight panels one at a time into its own scratch, where they stay in the cache for every
+         * panel of tiles: no copy of the layer's transformed weights. Else the whole layer is transformed
+         * first, in parallel, into the calling thread's scratch, and runs as a prepared layer: many
+         * panels of tiles, each reading every weight panel. */
+        job.source = cv;
+        job.go = ck_direct_group(cv->out_channels);
+        if (job.shared && job.mp >= 4 * threads) {
+            job.mchunks = 4 * threads;
+            ck_parallel_for(job.mchunks, fused_task, &job);
+            return;
+        }
+        job.u = ck_scratch(0, packed_count(job.a, cv->out_channels, cv->in_channels));
+        ck_parallel_for(job.mp, transient_pack_task, &job);
+        job.transformed = *cv;
+        job.transformed.packed = job.u;
+        job.cv = &job.transformed;
+    }
+#else
+    (void)transient;
+#endif
     if (job.shared && job.panels * job.mp < 4 * threads) {
         /* Too few (panel, weight panel) pairs to balance the threads: split the GEMMs by position too. */
         job.shared_m = ck_scratch(2, (size_t)job.panels * job.mp * job.na * CK_MR * T);
@@ -598,6 +637,131 @@ static void forward(int m, const ck_conv *cv, const ck_conv_io *io) {
     ck_parallel_for(job.panels * job.mchunks, wino_task, &job);
 }
 
-void ck_winograd_forward(const ck_conv *cv, const ck_conv_io *io) { forward(4, cv, io); }
+void ck_winograd_forward(const ck_conv *cv, const ck_conv_io *io) { forward(4, cv, io, 0); }
 
-void ck_winograd2_forward(const ck_conv *cv, const ck_conv_io *io) { forward(2, cv, io); }
+void ck_winograd2_forward(const ck_conv *cv, const ck_conv_io *io) { forward(2, cv, io, 0); }
+
+/* ---- Transient weights: transformed per call from the direct kernel's copy ----------------------- */
+
+#if defined(__x86_64__)
+/* U = G g G^T of weight panel p (CK_MR outputs, zero past the last) for every input channel, in float,
+ * from weights in ck_direct_pack's layout (go outputs per group): the 9 taps of the panel's outputs are
+ * read as vectors (one or two masked loads: a panel may straddle two output groups) and transformed
+ * across the lanes. Matrix xi of input channel c goes to dst + xi * mstride + c * CK_MR. */
+__attribute__((target("avx512f,avx2,fma"))) static void transient_pack_panel(const ck_conv *cv, int m, int go, int p,
+                                                                             float *dst0, size_t mstride) {
+    const int cin = cv->in_channels;
+    const int o0 = p * CK_MR;
+    const int rows = cv->out_channels - o0 < CK_MR ? cv->out_channels - o0 : CK_MR;
+    int n1 = (o0 / go + 1) * go - o0; /* rows in the first output group */
+    if (n1 > rows) n1 = rows;
+    const size_t per_block = (size_t)9 * 16 * go, per_group = (size_t)(cin / 16) * per_block;
+    const float *w1 = cv->packed + (size_t)(o0 / go) * per_group + o0 % go;
+    /* the second group's rows go to lanes n1 and up: addressed n1 floats before its first row (those
+     * lanes are masked off) */
+    const float *w2 = cv->packed + (size_t)(o0 / go + 1) * per_group - n1;
+    const __mmask16 m1 = (__mmask16)((1u << n1) - 1), m2 = (__mmask16)(((1u << rows) - 1) & ~((1u << n1) - 1));
+    const __mmask16 ms = (__mmask16)((1u << CK_MR) - 1);
+    for (int c = 0; c < cin; c++) {
+        const size_t off = (size_t)(c / 16) * per_block + (size_t)(c % 16) * go;
+        __m512 g[9];
+        for (int t = 0; t < 9; t++) {
+            const size_t at = off + (size_t)t * 16 * go;
+            g[t] = _mm512_maskz_loadu_ps(m1, w1 + at);
+            if (m2) g[t] = _mm512_mask_loadu_ps(g[t], m2, w2 + at);
+        }
+        float *dst = dst0 + (size_t)c * CK_MR;
+        if (m == 2) {
+            /* G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1] */
+            const __m512 h = _mm512_set1_ps(0.5f);
+            __m512 t[4][3];
+            for (int x = 0; x < 3; x++) {
+                const __m512 s = _mm512_add_ps(g[x], g[6 + x]);
+                t[0][x] = g[x];
+                t[1][x] = _mm512_mul_ps(_mm512_add_ps(s, g[3 + x]), h);
+                t[2][x] = _mm512_mul_ps(_mm512_sub_ps(s, g[3 + x]), h);
+                t[3][x] = g[6 + x];
+            }
+            for (int i = 0; i < 4; i++) {
+                const __m512 s = _mm512_add_ps(t[i][0], t[i][2]);
+                float *row = dst + (size_t)(i * 4) * mstride;
+                _mm512_mask_storeu_ps(row, ms, t[i][0]);
+                _mm512_mask_storeu_ps(row + mstride, ms, _mm512_mul_ps(_mm512_add_ps(s, t[i][1]), h));
+                _mm512_mask_storeu_ps(row + 2 * mstride, ms, _mm512_mul_ps(_mm512_sub_ps(s, t[i][1]), h));
+                _mm512_mask_storeu_ps(row + 3 * mstride, ms, t[i][2]);
+            }
+        } else {
+            /* G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1] */
+            const __m512 q4 = _mm512_set1_ps(0.25f), m6 = _mm512_set1_ps(-1.0f / 6), c24 = _mm512_set1_ps(1.0f / 24);
+            const __m512 c12 = _mm512_set1_ps(1.0f / 12), c6 = _mm512_set1_ps(1.0f / 6);
+            __m512 t[6][3];
+            for (int x = 0; x < 3; x++) {
+                const __m512 a = g[x], b = g[3 + x], e = g[6 + x];
+                const __m512 s = _mm512_add_ps(a, e);
+                const __m512 pp = _mm512_add_ps(_mm512_mul_ps(a, c24), _mm512_mul_ps(e, c6));
+                const __m512 q = _mm512_mul_ps(b, c12);
+                t[0][x] = _mm512_mul_ps(a, q4);
+                t[1][x] = _mm512_mul_ps(_mm512_add_ps(s, b), m6);
+                t[2][x] = _mm512_mul_ps(_mm512_sub_ps(s, b), m6);
+                t[3][x] = _mm512_add_ps(pp, q);
+                t[4][x] = _mm512_sub_ps(pp, q);
+                t[5][x] = e;
+            }
+            for (int i = 0; i < 6; i++) {
+                const __m512 a = t[i][0], b = t[i][1], e = t[i][2];
+                const __m512 s = _mm512_add_ps(a, e);
+                const __m512 pp = _mm512_add_ps(_mm512_mul_ps(a, c24), _mm512_mul_ps(e, c6));
+                const __m512 q = _mm512_mul_ps(b, c12);
+                float *row = dst + (size_t)(i * 6) * mstride;
+                _mm512_mask_storeu_ps(row, ms, _mm512_mul_ps(a, q4));
+                _mm512_mask_storeu_ps(row + mstride, ms, _mm512_mul_ps(_mm512_add_ps(s, b), m6));
+                _mm512_mask_storeu_ps(row + 2 * mstride, ms, _mm512_mul_ps(_mm512_sub_ps(s, b), m6));
+                _mm512_mask_storeu_ps(row + 3 * mstride, ms, _mm512_add_ps(pp, q));
+                _mm512_mask_storeu_ps(row + 4 * mstride, ms, _mm512_sub_ps(pp, q));
+                _mm512_mask_storeu_ps(row + 5 * mstride, ms, e);
+            }
+        }
+    }
+}
+
+/* The whole layer's transformed weights, one weight panel per task. */
+static void transient_pack_task(void *context, int p, int worker) {
+    (void)worker;
+    const wino_job *job = context;
+    const size_t panel = (size_t)job->cv->in_channels * CK_MR;
+    transient_pack_panel(job->source, job->m, job->go, p, job->u + (size_t)p * panel, (size_t)job->mp * panel);
+}
+
+/* Fused mode: weight panels [p0, p1) of the chunk, each transformed once into the thread's scratch and
+ * applied to every panel of tiles (all transformed beforehand into the shared buffer). */
+static void fused_task(void *context, int task, int worker) {
+    (void)worker;
+    const wino_job *job = context;
+    const int cin = job->cv->in_channels;
+    const int p0 = (int)((long)task * job->mp / job->mchunks);
+    const int p1 = (int)((long)(task + 1) * job->mp / job->mchunks);
+    float *u = ck_scratch(1, (size_t)job->na * cin * CK_MR);
+    float *m = ck_scratch(2, (size_t)job->na * CK_MR * T);
+    for (int p = p0; p < p1; p++) {
+        transient_pack_panel(job->source, job->m, job->go, p, u, (size_t)cin * CK_MR);
+        const int rows = job->cv->out_channels - p * CK_MR < CK_MR ? job->cv->out_channels - p * CK_MR : CK_MR;
+        for (int panel = 0; panel < job->panels; panel++) {
+            panel_tiles pt;
+            panel_setup(job, panel, &pt);
+            const float *v = job->shared + (size_t)panel * job->na * cin * T;
+            for (int xi = 0; xi < job->na; xi++)
+                job->kernel(cin, u + (size_t)xi * cin * CK_MR, v + (size_t)xi * cin * T, T, m + (size_t)xi * CK_MR * T, T, rows,
+                            T, 1, 1, NULL, NULL, NULL, 0, 0);
+            if (!(job->wide && output_stage_avx512(job, &pt, p, m))) output_stage(job, &pt, p, m);
+        }
+    }
+}
+#endif
+
+void ck_winograd_transient_forward(int m, const ck_conv *cv, const ck_conv_io *io) {
+#if defined(__x86_64__)
+    forward(m, cv, io, 1);
+#else
+    (void)m; (void)cv; (void)io;
+#endif
+}

@@ -54,6 +54,10 @@ final class ConvKernelWeights: @unchecked Sendable {
     /// Whether `packed` holds channel-blocked weights for the direct (non-grouped) kernel instead of GEMM
     /// panels.
     let direct: Bool
+    /// For direct weights of a Winograd geometry prepared without the Winograd layout (`allowWinograd`
+    /// false): the output tile size (4 or 2) of the Winograd kernel that calls with many tiles run on
+    /// weights transformed per call into scratch memory (`ck_winograd_transient_forward`); 0 elsewhere.
+    let transientTile: Int
 
     /// Whether a geometry may run as Winograd: 3x3, stride 1, padding 1, no dilation or groups, and either
     /// at most 128 channels in and out (F(4x4, 3x3)) or 129 to 256 in and out (F(2x2, 3x3),
@@ -116,6 +120,8 @@ final class ConvKernelWeights: @unchecked Sendable {
         grouped = specialize && !directOnly && !winograd && Self.groupedEligible(c)
         direct = directOnly || (specialize && !winograd && !grouped && Self.directEligible(c))
         precondition(!directOnly || Self.directEligible(c), "ConvKernelWeights: directOnly needs a directEligible geometry")
+        transientTile = direct && !directOnly && specialize && !allowWinograd && Self.winogradEligible(c)
+            ? (Self.winograd2Eligible(c) ? 2 : 4) : 0
         if direct {
             packed = AlignedFloats(count: ck_direct_packed_count(
                 Int32(c.outChannels), Int32(c.inChannels), Int32(c.kernelH), Int32(c.kernelW)))
@@ -206,7 +212,12 @@ final class ConvKernelWeights: @unchecked Sendable {
             residual: residual, residual_batch_stride: residualImageStride,
             in_scale: inputScale, in_shift: inputShift, relu: relu ? 1 : 0)
         if direct {
-            ck_direct_forward(&cv, &io)
+            if transientTile != 0 && inputScale == nil
+                && Self.manyTiles(tile: transientTile, batch: batch, outH: outH, outW: outW) {
+                ck_winograd_transient_forward(Int32(transientTile), &cv, &io)
+            } else {
+                ck_direct_forward(&cv, &io)
+            }
         } else if !winograd && !grouped {
             ck_conv_forward(&cv, &io)
         } else if inputScale == nil {
@@ -227,6 +238,22 @@ final class ConvKernelWeights: @unchecked Sendable {
             }
         }
     }
+
+    /// Whether a call of `batch` images with an `outH` x `outW` output has enough output tiles of
+    /// `tile` x `tile` for Winograd to be faster than the direct kernel: at least `fewTiles` of 4x4 or
+    /// `fewSmallTiles` of 2x2 (measured on these networks' layers; see `PreparedConv2d`).
+    static func manyTiles(tile: Int, batch: Int, outH: Int, outW: Int) -> Bool {
+        let tiles = batch * ((outH + tile - 1) / tile) * ((outW + tile - 1) / tile)
+        return tiles >= (tile == 2 ? fewSmallTiles : fewTiles)
+    }
+
+    /// Calls of a Winograd F(4x4, 3x3) layer with fewer output tiles than this (over the batch) run the
+    /// direct kernel.
+    static let fewTiles = 48
+    /// The same for F(2x2, 3x3): measured on 256 channels at two threads, the direct kernel is faster on a
+    /// 7x7 plane at batch 1 (16 tiles: 0.33 against 0.39 ms), F(2x2) from 25 tiles (10x10: 0.35 against
+    /// 0.54 ms).
+    static let fewSmallTiles = 20
 
     /// The Winograd or direct grouped kernel (which take no input prologue).
     private func runSpecial(_ cv: inout ck_conv, _ io: inout ck_conv_io) {

@@ -13,20 +13,12 @@ public struct PreparedConv2d: Sendable {
     /// (Winograd on a geometry the direct kernel does not take).
     let original: [Float]?
     /// For a Winograd layer, the same convolution (weights as given, batch norm in the epilogue) for the
-    /// direct channel-blocked kernel, run instead when a call has fewer than `fewTiles` output tiles of
+    /// direct channel-blocked kernel, run instead when a call has fewer than `ConvKernelWeights.fewTiles` output tiles of
     /// 4x4 (small planes at small batches, where Winograd's panels of 32 tiles are mostly padding:
     /// measured 2x faster at 14x14 and 4x at 7x7 for DenseNet's 128 -> 32 layers at batch 1, slower from
-    /// 28x28), or for F(2x2, 3x3) fewer than `fewSmallTiles` tiles of 2x2. Nil elsewhere, or where the
+    /// 28x28), or for F(2x2, 3x3) fewer than `fewSmallTiles` tiles of 2x2 (`ConvKernelWeights.manyTiles`). Nil elsewhere, or where the
     /// direct kernel does not apply.
     let few: ConvKernelWeights?
-
-    /// Calls of a Winograd F(4x4, 3x3) layer with fewer output tiles than this (over the batch) run the
-    /// direct kernel.
-    static let fewTiles = 48
-    /// The same for F(2x2, 3x3): measured on 256 channels at two threads, the direct kernel is faster on a
-    /// 7x7 plane at batch 1 (16 tiles: 0.33 against 0.39 ms), F(2x2) from 25 tiles (10x10: 0.35 against
-    /// 0.54 ms).
-    static let fewSmallTiles = 20
 
     /// Packs `conv`'s weights (and copies its bias) into the kernels' layout. A 3x3 stride-1 convolution
     /// with padding 1, no groups and at most 128 channels in and out is prepared for Winograd F(4x4, 3x3)
@@ -163,18 +155,27 @@ public struct PreparedConv2d: Sendable {
     func kernel(batch: Int, height: Int, width: Int) -> ConvKernelWeights {
         guard let few else { return weights }
         let (oh, ow) = outputSize(height: height, width: width)
-        if weights.smallTiles { return batch * ((oh + 1) / 2) * ((ow + 1) / 2) < Self.fewSmallTiles ? few : weights }
-        return batch * ((oh + 3) / 4) * ((ow + 3) / 4) < Self.fewTiles ? few : weights
+        return ConvKernelWeights.manyTiles(tile: weights.smallTiles ? 2 : 4, batch: batch, outH: oh, outW: ow) ? weights : few
     }
 
-    /// Whether a call on `batch` images of `height` x `width` runs Winograd, F(4x4, 3x3) or F(2x2, 3x3)
-    /// (false for a Winograd layer's calls with few tiles, which run the direct kernel).
+    /// Whether a call on `batch` images of `height` x `width` (without an input prologue) runs Winograd,
+    /// F(4x4, 3x3) or F(2x2, 3x3), on prepared or on transient weights (false for calls with few tiles,
+    /// which run the direct kernel).
     public func usesWinograd(batch: Int, height: Int, width: Int) -> Bool {
-        kernel(batch: batch, height: height, width: width).winograd
+        let k = kernel(batch: batch, height: height, width: width)
+        if k.winograd { return true }
+        guard k.transientTile != 0 else { return false }
+        let (oh, ow) = outputSize(height: height, width: width)
+        return ConvKernelWeights.manyTiles(tile: k.transientTile, batch: batch, outH: oh, outW: ow)
     }
 
-    /// Whether this convolution runs as Winograd, F(4x4, 3x3) or F(2x2, 3x3).
+    /// Whether this convolution holds Winograd-transformed weights, F(4x4, 3x3) or F(2x2, 3x3).
     public var usesWinograd: Bool { weights.winograd }
+
+    /// Whether this convolution holds its weights once, for the direct kernel, and runs calls with many
+    /// tiles as Winograd on weights transformed during the call (`winograd: false` on a Winograd geometry,
+    /// AVX-512F CPUs).
+    public var usesTransientWinograd: Bool { weights.transientTile != 0 }
 
     /// Whether this convolution's Winograd layout is F(2x2, 3x3) (129 to 256 channels in and out).
     public var usesWinogradSmallTiles: Bool { weights.smallTiles }

@@ -470,11 +470,13 @@ struct KernelTests {
                 let fast = try PreparedConv2d(conv, batchNorm: norm)
                 let compact = try PreparedConv2d(conv, batchNorm: norm, winograd: false)
                 #expect(fast.usesWinograd)
-                #expect(!compact.usesWinograd && !compact.usesWinograd(batch: 2, height: 14, width: 14))
+                let direct = Engine.supportedInstructionSet == .avx512
+                // 2 x 14 x 14: 32 tiles of 4x4 (too few), 98 of 2x2 (transient F(2x2) on AVX-512)
+                #expect(!compact.usesWinograd && compact.usesTransientWinograd == direct)
+                #expect(compact.usesWinograd(batch: 2, height: 14, width: 14) == (direct && cin > 128))
                 #expect(compact.weightsAsGiven().elementsEqual(conv.weight) { $0.bitPattern == $1.bitPattern })
                 // One copy: the weights (packed with no padding for the direct kernel, or in panels of
                 // 12 rows for the GEMM), the bias, and the batch norm's scale.
-                let direct = Engine.supportedInstructionSet == .avx512
                 let weightFloats = direct ? cout * cin * 9 : (cout + 11) / 12 * 12 * cin * 9
                 #expect(compact.byteCount == (weightFloats + cout + (norm == nil ? 0 : cout)) * 4, "\(cin) -> \(cout)")
                 #expect(fast.byteCount > compact.byteCount + cout * cin * 9 * 4 / 2)
@@ -486,6 +488,57 @@ struct KernelTests {
                     #expect(e <= 1e-5, "\(cin) -> \(cout) at \(set), \(threads) thread(s): relative error \(e)")
                     if direct && set == .avx512 {
                         #expect(ours.elementsEqual(Self.run(fast, x)) { $0.bitPattern == $1.bitPattern }, "\(cin) -> \(cout): not the direct copy's bits")
+                    }
+                }
+            }
+        }
+    }
+
+    @Test("winograd: false runs calls with many tiles as Winograd on weights transformed per call: within 2e-5 of the reference, both scheduling modes, the same bits at 1 and 2 threads")
+    func transientWinograd() throws {
+        guard Engine.supportedInstructionSet == .avx512 else { return } // the direct layout it reads is AVX-512 only
+        // F(4x4): 64 -> 128 (weight panels of 12 rows straddle the direct layout's groups of 64 outputs),
+        // 32 -> 96 (groups of 32); F(2x2): 144 -> 160. Inputs: one image (few panels of tiles: at two
+        // threads each task transforms its weight panels in its own scratch, when there are at least 8)
+        // and several (the layer's weights transformed first), with batch norm, residual and ReLU.
+        let geometries = [(64, 128, 4), (32, 96, 4), (144, 160, 2)]
+        for (i, (cin, cout, tile)) in geometries.enumerated() {
+            let config = Conv2dConfig(inChannels: cin, outChannels: cout, kernel: 3, padding: 1)
+            let conv = try Self.conv(config, seed: UInt64(700 + i))
+            let bn = try BatchNorm2d(
+                weight: Self.values(cout, seed: UInt64(710 + i)).map { 0.5 + abs($0) }, bias: Self.values(cout, seed: UInt64(720 + i)),
+                runningMean: Self.values(cout, seed: UInt64(730 + i)), runningVar: Self.values(cout, seed: UInt64(740 + i)).map { 0.2 + abs($0) },
+                eps: 1e-5)
+            for norm in [nil, bn] {
+                let compact = try PreparedConv2d(conv, batchNorm: norm, winograd: false)
+                #expect(compact.usesTransientWinograd && !compact.usesWinograd)
+                for (n, size) in tile == 2 ? [(1, 13), (1, 28), (3, 30)] : [(1, 28), (3, 30)] {
+                    #expect(compact.usesWinograd(batch: n, height: size, width: size), "\(cin) -> \(cout) at \(n) x \(size)")
+                    let x = try Tensor(shape: [n, cin, size, size], data: Self.values(n * cin * size * size, seed: UInt64(750 + i)))
+                    let r = try Tensor(shape: [n, cout, size, size], data: Self.values(n * cout * size * size, seed: UInt64(760 + i)))
+                    let direct = try Self.reference(conv, x)
+                    let normed = try norm.map { try $0(direct) } ?? direct
+                    let expected = zip(normed.data, r.data).map { max(0, $0 + $1) }
+                    var oneThread: [Engine.InstructionSet: [Float]] = [:]
+                    try Self.everyPath { set, threads in
+                        var out = [Float](repeating: .nan, count: expected.count)
+                        x.data.withUnsafeBufferPointer { xp in
+                            r.data.withUnsafeBufferPointer { rp in
+                                out.withUnsafeMutableBufferPointer { o in
+                                    compact.run(batch: n, height: size, width: size, input: xp.baseAddress!, inputImageStride: cin * size * size,
+                                                output: o.baseAddress!, outputImageStride: cout * size * size,
+                                                residual: rp.baseAddress!, residualImageStride: cout * size * size, activation: .relu)
+                                }
+                            }
+                        }
+                        let e = Self.relativeError(out, expected)
+                        #expect(e <= 2e-5, "\(cin) -> \(cout), \(n) x \(size), bn \(norm != nil), \(set), \(threads) thread(s): \(e)")
+                        // both modes transform and sum alike: the same bits at any thread count
+                        if let one = oneThread[set] {
+                            #expect(one.elementsEqual(out) { $0.bitPattern == $1.bitPattern }, "\(cin) -> \(cout), \(n) x \(size) at \(set): 2 threads differ from 1")
+                        } else {
+                            oneThread[set] = out
+                        }
                     }
                 }
             }

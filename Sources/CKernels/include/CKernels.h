@@ -127,8 +127,9 @@ size_t ck_winograd_packed_count(int out_channels, int in_channels);
 /** Transforms OIHW 3x3 weights (groups 1) into U = G g G^T (computed in double) and packs them. */
 void ck_winograd_pack(const float *weight, int out_channels, int in_channels, float *packed);
 /** Same contract as ck_conv_forward for a 3x3, stride 1, padding 1, dilation 1, groups 1 convolution
- *  whose `packed` holds ck_winograd_pack's output; no input prologue (in_scale must be NULL) and no
- *  output scale (conv->scale must be NULL: fold it into the weights). */
+ *  whose `packed` holds ck_winograd_pack's output; no input prologue (in_scale must be NULL). An output
+ *  scale (conv->scale) applies as fmaf(sum, scale, bias); the packed layouts take folded weights and
+ *  none. */
 void ck_winograd_forward(const ck_conv *conv, const ck_conv_io *io);
 
 /* ---- Winograd F(2x2, 3x3): the same over tiles of 2x2 -------------------------------------------- */
@@ -142,6 +143,12 @@ void ck_winograd2_pack(const float *weight, int out_channels, int in_channels, f
  *  direct method (F(4x4): 4x), over tiles of 2x2, so that small planes fill whole panels of 32 tiles (a
  *  14 x 14 plane is 49 tiles of 2x2 but 16 of 4x4). */
 void ck_winograd2_forward(const ck_conv *conv, const ck_conv_io *io);
+/** Winograd F(m x m, 3x3) (m = 4 or 2) with weights held in ck_direct_pack's layout, transformed per
+ *  call (in float) into a scratch buffer of the calling thread: one exact copy of the weights is held,
+ *  and the transformed one only during the call. `conv->scale` and `bias` as for ck_direct_forward
+ *  (`fmaf(sum, scale, bias)`, then the residual, then ReLU); no input prologue. AVX-512F and a geometry
+ *  both ck_direct_supported and Winograd-eligible (3x3, stride 1, padding 1, groups 1). */
+void ck_winograd_transient_forward(int m, const ck_conv *conv, const ck_conv_io *io);
 
 /* ---- Direct grouped convolution (few channels per group; AVX-512F) ------------------------------ */
 
