@@ -341,7 +341,7 @@ def main() -> int:
             "", "Memory at 2 threads, MiB: a model's RSS = its process's peak RSS during the block less the process's RSS",
             "before the model was loaded; weights = the PyTorch model's state dict; 2 acts = its two largest module",
             "outputs at this batch; budget = 1.2 x (weights + 2 acts); compact = this package with",
-            "LoadOptions.memory = .compact (no Winograd weights), timed in the same rounds", *memory_lines]))
+            "LoadOptions.memory = .compact (each weight held once; Winograd weights transformed per call), timed in the same rounds", *memory_lines]))
     return 0
 
 

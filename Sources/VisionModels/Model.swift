@@ -25,8 +25,12 @@ public struct LoadOptions: Sendable {
         /// of the weights up to 128 channels, 16/9 above) beside the direct kernel's copy, which serves
         /// small planes and gives the weights back: the fastest inference.
         case fast
-        /// Every weight is held once, packed for the direct or GEMM kernels (no Winograd): the model's
-        /// memory is its weights plus the buffers of the inferences running. The 3x3 layers run slower.
+        /// Every weight is held once, packed for the direct or GEMM kernels: the model's memory is its
+        /// weights plus the buffers of the inferences running. On AVX-512 CPUs the Winograd geometries
+        /// still run as Winograd where that pays, on weights transformed during each call into scratch
+        /// memory (a few MiB at most: one layer's, or a weight panel per thread), which costs some of their
+        /// speed (measured 2-9% of the whole model at batch 1 for the ResNets); elsewhere they run the
+        /// GEMM path.
         case compact
     }
 
