@@ -29,7 +29,7 @@ public struct LoadOptions: Sendable {
         /// weights plus the buffers of the inferences running. On AVX-512 CPUs the Winograd geometries
         /// still run as Winograd where that pays, on weights transformed during each call into scratch
         /// memory (a few MiB at most: one layer's, or a weight panel per thread), which costs some of their
-        /// speed (ResNet-18/50/152 measured at 0.96-1.17x the default's latency, batch 1 and 8, over four
+        /// speed (ResNet-18/50/152 measured at 0.97-1.17x the default's latency, batch 1 and 8, over four
         /// full benchmark runs); elsewhere they run the GEMM path.
         case compact
     }
