@@ -644,6 +644,30 @@ void ck_winograd2_forward(const ck_conv *cv, const ck_conv_io *io) { forward(2, 
 /* ---- Transient weights: transformed per call from the direct kernel's copy ----------------------- */
 
 #if defined(__x86_64__)
+/* G applied across the lanes to (a, b, e), one column or row of a 3x3 kernel, into out[0 .. m + 1]:
+ * F(2x2): G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1];
+ * F(4x4): G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]. */
+__attribute__((target("avx512f,avx2,fma"))) static inline void transient_g(int m, __m512 a, __m512 b, __m512 e, __m512 *out) {
+    const __m512 s = _mm512_add_ps(a, e);
+    if (m == 2) {
+        const __m512 h = _mm512_set1_ps(0.5f);
+        out[0] = a;
+        out[1] = _mm512_mul_ps(_mm512_add_ps(s, b), h);
+        out[2] = _mm512_mul_ps(_mm512_sub_ps(s, b), h);
+        out[3] = e;
+        return;
+    }
+    const __m512 m6 = _mm512_set1_ps(-1.0f / 6);
+    const __m512 pp = _mm512_add_ps(_mm512_mul_ps(a, _mm512_set1_ps(1.0f / 24)), _mm512_mul_ps(e, _mm512_set1_ps(1.0f / 6)));
+    const __m512 q = _mm512_mul_ps(b, _mm512_set1_ps(1.0f / 12));
+    out[0] = _mm512_mul_ps(a, _mm512_set1_ps(0.25f));
+    out[1] = _mm512_mul_ps(_mm512_add_ps(s, b), m6);
+    out[2] = _mm512_mul_ps(_mm512_sub_ps(s, b), m6);
+    out[3] = _mm512_add_ps(pp, q);
+    out[4] = _mm512_sub_ps(pp, q);
+    out[5] = e;
+}
+
 /* U = G g G^T of weight panel p (CK_MR outputs, zero past the last) for every input channel, in float,
  * from weights in ck_direct_pack's layout (go outputs per group): the 9 taps of the panel's outputs are
  * read as vectors (one or two masked loads: a panel may straddle two output groups) and transformed
@@ -677,56 +701,17 @@ __attribute__((target("avx512f,avx2,fma"))) static void transient_pack_panel(con
             g[t] = _mm512_maskz_loadu_ps(m1, w1 + at);
             if (m2) g[t] = _mm512_mask_loadu_ps(g[t], m2, w2 + at);
         }
+        /* columns (each tap row x of g through G), then rows (each row of t through G) */
         float *u = tmp[c % 4][0];
-        if (m == 2) {
-            /* G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1] */
-            const __m512 h = _mm512_set1_ps(0.5f);
-            __m512 t[4][3];
-            for (int x = 0; x < 3; x++) {
-                const __m512 s = _mm512_add_ps(g[x], g[6 + x]);
-                t[0][x] = g[x];
-                t[1][x] = _mm512_mul_ps(_mm512_add_ps(s, g[3 + x]), h);
-                t[2][x] = _mm512_mul_ps(_mm512_sub_ps(s, g[3 + x]), h);
-                t[3][x] = g[6 + x];
-            }
-            for (int i = 0; i < 4; i++) {
-                const __m512 s = _mm512_add_ps(t[i][0], t[i][2]);
-                float *row = u + (size_t)(i * 4) * 16;
-                _mm512_store_ps(row, t[i][0]);
-                _mm512_store_ps(row + 16, _mm512_mul_ps(_mm512_add_ps(s, t[i][1]), h));
-                _mm512_store_ps(row + 32, _mm512_mul_ps(_mm512_sub_ps(s, t[i][1]), h));
-                _mm512_store_ps(row + 48, t[i][2]);
-            }
-        } else {
-            /* G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1] */
-            const __m512 q4 = _mm512_set1_ps(0.25f), m6 = _mm512_set1_ps(-1.0f / 6), c24 = _mm512_set1_ps(1.0f / 24);
-            const __m512 c12 = _mm512_set1_ps(1.0f / 12), c6 = _mm512_set1_ps(1.0f / 6);
-            __m512 t[6][3];
-            for (int x = 0; x < 3; x++) {
-                const __m512 a = g[x], b = g[3 + x], e = g[6 + x];
-                const __m512 s = _mm512_add_ps(a, e);
-                const __m512 pp = _mm512_add_ps(_mm512_mul_ps(a, c24), _mm512_mul_ps(e, c6));
-                const __m512 q = _mm512_mul_ps(b, c12);
-                t[0][x] = _mm512_mul_ps(a, q4);
-                t[1][x] = _mm512_mul_ps(_mm512_add_ps(s, b), m6);
-                t[2][x] = _mm512_mul_ps(_mm512_sub_ps(s, b), m6);
-                t[3][x] = _mm512_add_ps(pp, q);
-                t[4][x] = _mm512_sub_ps(pp, q);
-                t[5][x] = e;
-            }
-            for (int i = 0; i < 6; i++) {
-                const __m512 a = t[i][0], b = t[i][1], e = t[i][2];
-                const __m512 s = _mm512_add_ps(a, e);
-                const __m512 pp = _mm512_add_ps(_mm512_mul_ps(a, c24), _mm512_mul_ps(e, c6));
-                const __m512 q = _mm512_mul_ps(b, c12);
-                float *row = u + (size_t)(i * 6) * 16;
-                _mm512_store_ps(row, _mm512_mul_ps(a, q4));
-                _mm512_store_ps(row + 16, _mm512_mul_ps(_mm512_add_ps(s, b), m6));
-                _mm512_store_ps(row + 32, _mm512_mul_ps(_mm512_sub_ps(s, b), m6));
-                _mm512_store_ps(row + 48, _mm512_add_ps(pp, q));
-                _mm512_store_ps(row + 64, _mm512_sub_ps(pp, q));
-                _mm512_store_ps(row + 80, e);
-            }
+        const int k = m + 2;
+        __m512 t[6][3], r[6];
+        for (int x = 0; x < 3; x++) {
+            transient_g(m, g[x], g[3 + x], g[6 + x], r);
+            for (int i = 0; i < k; i++) t[i][x] = r[i];
+        }
+        for (int i = 0; i < k; i++) {
+            transient_g(m, t[i][0], t[i][1], t[i][2], r);
+            for (int j = 0; j < k; j++) _mm512_store_ps(u + (size_t)(i * k + j) * 16, r[j]);
         }
         if (c % 4 == 3) {
             float *d = dst0 + (size_t)(c - 3) * CK_MR;

@@ -13,11 +13,11 @@ public struct PreparedConv2d: Sendable {
     /// (Winograd on a geometry the direct kernel does not take).
     let original: [Float]?
     /// For a Winograd layer, the same convolution (weights as given, batch norm in the epilogue) for the
-    /// direct channel-blocked kernel, run instead when a call has fewer than `ConvKernelWeights.fewTiles` output tiles of
-    /// 4x4 (small planes at small batches, where Winograd's panels of 32 tiles are mostly padding:
-    /// measured 2x faster at 14x14 and 4x at 7x7 for DenseNet's 128 -> 32 layers at batch 1, slower from
-    /// 28x28), or for F(2x2, 3x3) fewer than `fewSmallTiles` tiles of 2x2 (`ConvKernelWeights.manyTiles`). Nil elsewhere, or where the
-    /// direct kernel does not apply.
+    /// direct channel-blocked kernel, run instead when a call has few output tiles
+    /// (`ConvKernelWeights.manyTiles`: fewer than 48 of 4x4, small planes at small batches, where
+    /// Winograd's panels of 32 tiles are mostly padding: measured 2x faster at 14x14 and 4x at 7x7 for
+    /// DenseNet's 128 -> 32 layers at batch 1, slower from 28x28; for F(2x2, 3x3) fewer than 20 of 2x2).
+    /// Nil elsewhere, or where the direct kernel does not apply.
     let few: ConvKernelWeights?
 
     /// Packs `conv`'s weights (and copies its bias) into the kernels' layout. A 3x3 stride-1 convolution
@@ -150,8 +150,7 @@ public struct PreparedConv2d: Sendable {
     }
 
     /// The prepared weights a call on `batch` images of `height` x `width` runs: the direct copy of a
-    /// Winograd layer when the call has fewer than `fewTiles` tiles (`fewSmallTiles` for F(2x2, 3x3)),
-    /// else the main ones.
+    /// Winograd layer when the call has few tiles (`ConvKernelWeights.manyTiles`), else the main ones.
     func kernel(batch: Int, height: Int, width: Int) -> ConvKernelWeights {
         guard let few else { return weights }
         let (oh, ow) = outputSize(height: height, width: width)

@@ -29,6 +29,14 @@ struct KernelTests {
             bias: bias ? values(c.outChannels, seed: seed + 1) : nil)
     }
 
+    /// A batch norm over `channels` with random statistics from four seeds (weight, bias, running mean,
+    /// running variance): weights in [0.5, 1.5), variances in [0.2, 1.2), eps 1e-5.
+    static func batchNorm(_ channels: Int, seeds s: (UInt64, UInt64, UInt64, UInt64)) throws -> BatchNorm2d {
+        try BatchNorm2d(
+            weight: values(channels, seed: s.0).map { 0.5 + abs($0) }, bias: values(channels, seed: s.1),
+            runningMean: values(channels, seed: s.2), runningVar: values(channels, seed: s.3).map { 0.2 + abs($0) }, eps: 1e-5)
+    }
+
     /// The CBLAS reference forward pass.
     static func reference(_ conv: Conv2d, _ x: Tensor, activation: Activation = .none) throws -> Tensor {
         let (n, _, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
@@ -288,10 +296,7 @@ struct KernelTests {
                 let (config, n, h, w) = (c.0, c.n, c.h, c.w)
                 let conv = try Self.conv(config, seed: UInt64(60 + i), bias: c.bias)
                 let k = config.outChannels
-                let bn = try BatchNorm2d(
-                    weight: Self.values(k, seed: UInt64(70 + i)).map { 0.5 + abs($0) }, bias: Self.values(k, seed: UInt64(80 + i)),
-                    runningMean: Self.values(k, seed: UInt64(90 + i)), runningVar: Self.values(k, seed: UInt64(100 + i)).map { 0.2 + abs($0) },
-                    eps: 1e-5)
+                let bn = try Self.batchNorm(k, seeds: (UInt64(70 + i), UInt64(80 + i), UInt64(90 + i), UInt64(100 + i)))
                 let prepared = try PreparedConv2d(conv, batchNorm: bn)
                 #expect(prepared.usesWinograd == c.winograd)
                 #expect(prepared.weightsAsGiven().elementsEqual(conv.weight) { $0.bitPattern == $1.bitPattern }, "case \(i): weights changed")
@@ -334,9 +339,7 @@ struct KernelTests {
         }
         // With a batch norm: Winograd folds it into its weights, the direct copy applies it in the epilogue.
         let conv = try Self.conv(config, seed: 210)
-        let bn = try BatchNorm2d(
-            weight: Self.values(32, seed: 211).map { 0.5 + abs($0) }, bias: Self.values(32, seed: 212),
-            runningMean: Self.values(32, seed: 213), runningVar: Self.values(32, seed: 214).map { 0.2 + abs($0) }, eps: 1e-5)
+        let bn = try Self.batchNorm(32, seeds: (211, 212, 213, 214))
         let prepared = try PreparedConv2d(conv, batchNorm: bn)
         #expect(prepared.weightsAsGiven().elementsEqual(conv.weight) { $0.bitPattern == $1.bitPattern })
         for (n, size) in [(1, 7), (2, 28)] {
@@ -388,9 +391,7 @@ struct KernelTests {
         // With a batch norm: folded into the F(2x2) weights; the direct copy applies it in the epilogue.
         let config = Conv2dConfig(inChannels: 192, outChannels: 256, kernel: 3, padding: 1)
         let conv = try Self.conv(config, seed: 320)
-        let bn = try BatchNorm2d(
-            weight: Self.values(256, seed: 321).map { 0.5 + abs($0) }, bias: Self.values(256, seed: 322),
-            runningMean: Self.values(256, seed: 323), runningVar: Self.values(256, seed: 324).map { 0.2 + abs($0) }, eps: 1e-5)
+        let bn = try Self.batchNorm(256, seeds: (321, 322, 323, 324))
         let prepared = try PreparedConv2d(conv, batchNorm: bn)
         #expect(prepared.usesWinogradSmallTiles)
         #expect(prepared.weightsAsGiven().elementsEqual(conv.weight) { $0.bitPattern == $1.bitPattern })
@@ -462,10 +463,7 @@ struct KernelTests {
         for (i, (cin, cout)) in [(64, 64), (192, 256)].enumerated() {
             let config = Conv2dConfig(inChannels: cin, outChannels: cout, kernel: 3, padding: 1)
             let conv = try Self.conv(config, seed: UInt64(450 + i))
-            let bn = try BatchNorm2d(
-                weight: Self.values(cout, seed: UInt64(460 + i)).map { 0.5 + abs($0) }, bias: Self.values(cout, seed: UInt64(470 + i)),
-                runningMean: Self.values(cout, seed: UInt64(480 + i)), runningVar: Self.values(cout, seed: UInt64(490 + i)).map { 0.2 + abs($0) },
-                eps: 1e-5)
+            let bn = try Self.batchNorm(cout, seeds: (UInt64(460 + i), UInt64(470 + i), UInt64(480 + i), UInt64(490 + i)))
             for norm in [nil, bn] {
                 let fast = try PreparedConv2d(conv, batchNorm: norm)
                 let compact = try PreparedConv2d(conv, batchNorm: norm, winograd: false)
@@ -505,10 +503,7 @@ struct KernelTests {
         for (i, (cin, cout, tile)) in geometries.enumerated() {
             let config = Conv2dConfig(inChannels: cin, outChannels: cout, kernel: 3, padding: 1)
             let conv = try Self.conv(config, seed: UInt64(700 + i))
-            let bn = try BatchNorm2d(
-                weight: Self.values(cout, seed: UInt64(710 + i)).map { 0.5 + abs($0) }, bias: Self.values(cout, seed: UInt64(720 + i)),
-                runningMean: Self.values(cout, seed: UInt64(730 + i)), runningVar: Self.values(cout, seed: UInt64(740 + i)).map { 0.2 + abs($0) },
-                eps: 1e-5)
+            let bn = try Self.batchNorm(cout, seeds: (UInt64(710 + i), UInt64(720 + i), UInt64(730 + i), UInt64(740 + i)))
             for norm in [nil, bn] {
                 let compact = try PreparedConv2d(conv, batchNorm: norm, winograd: false)
                 #expect(compact.usesTransientWinograd && !compact.usesWinograd)
