@@ -19,7 +19,7 @@ What it does (see Benchmarks/README.md):
     reports the median and min of all timed inferences, the ratios of the medians, and each worker's
     peak RSS (VmHWM, reset before the block);
   * a memory table at 2 threads: each engine's RSS for its model (peak during the block less the process's RSS
-    before loading), against the budget 1.2 x (weights + the two largest activations), for the default model
+    before loading, once its command loop has run), against the budget 1.2 x (weights + the two largest activations), for the default model
     and one loaded with LoadOptions.memory = .compact (a fourth worker, timed in the same rounds);
   * times Model.load of resnet152 from a page-cached .pth (bench-data/resnet152.pth, written here
     from torchvision's random initialisation if missing) next to reading that file into memory.
@@ -199,6 +199,14 @@ class Worker:
             self.proc.kill()
 
 
+def baseline_rss(worker) -> int:
+    """A worker's RSS in KiB before its model is loaded: asked twice, the second answer, so that the code
+    of the worker's own command loop (run for the first time by the first question) is in the baseline
+    and not counted as the model's memory."""
+    worker.ask("rss")
+    return int(worker.ask("rss")[0])
+
+
 def make_input(n: int) -> str:
     import numpy as np
 
@@ -266,7 +274,7 @@ def main() -> int:
         ours = Worker("ours", [str(BENCH), "serve"], env)
         compact = Worker("compact", [str(BENCH), "serve"], env)
         torchw = Worker("torch", [sys.executable, __file__, "--worker", "torch"], env)
-        base = {w.name: int(w.ask("rss")[0]) for w in (ours, compact, torchw)}
+        base = {w.name: baseline_rss(w) for w in (ours, compact, torchw)}
         try:
             ours.ask(f"load {arch}")
             compact.ask(f"load {arch} compact")
@@ -283,7 +291,7 @@ def main() -> int:
         if not onnx_path.exists():
             torchw.ask(f"export {onnx_path}")
         ortw = Worker("ort", [sys.executable, __file__, "--worker", "ort"], env)
-        base["ort"] = int(ortw.ask("rss")[0])
+        base["ort"] = baseline_rss(ortw)
         ortw.ask(f"load {arch} {onnx_path}")
         peers = [ours, ortw, torchw]
         for batch in args.batches:

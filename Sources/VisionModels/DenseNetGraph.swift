@@ -8,7 +8,8 @@ import NeuralNet
 /// Memory plan (two buffers, kept from call to call): a dense block writes into one buffer with room for
 /// all of its channels, which the next block's buffer replaces once a transition has pooled it; the
 /// other holds the bottleneck outputs, a transition's pooled input and the stem's output, for one image
-/// at a time (the stem and its pool run image by image). The block's input and every layer's 32
+/// and some of its channels at a time (the stem and its pool run image by image and part by part, each
+/// part's output no larger than one image's bottleneck output). The block's input and every layer's 32
 /// (growth-rate) new channels are written straight into their place in the block's buffer, so
 /// concatenation costs nothing; each layer's `norm1` + ReLU is applied while its `conv1` packs its input.
 /// A transition's batch norm, ReLU and 2x2 average pool run in one pass before its 1x1 convolution
@@ -34,7 +35,11 @@ struct DenseNetGraph: Sendable {
         let conv: PreparedConv2d
     }
 
-    let stem: PreparedConv2d
+    /// `conv0` (applying `norm0`) in parts of consecutive output channels, run one after the other: each
+    /// part's output for one image is at most a quarter of the channels of a bottleneck output at four
+    /// times its plane (the pool halves each side), so at batch 1 the stem does not enlarge the
+    /// bottleneck slot (for DenseNet-121, two parts of 32 channels: 1.6 MB at 224 x 224 instead of 3.2).
+    let stem: [PreparedConv2d]
     let blocks: [[Layer]]
     let transitions: [Transition]
     let norm5: Affine
@@ -51,8 +56,12 @@ struct DenseNetGraph: Sendable {
 
     init(config c: DenseNetConfig, store: ParameterStore) throws(ModelError) {
         let eps = c.batchNormEps
-        stem = try store.conv("features.conv0", Conv2dConfig(inChannels: 3, outChannels: c.numInitFeatures, kernel: 7, stride: 2, padding: 3),
-                              foldingBatchNorm: "features.norm0", eps: eps)
+        let stemConfig = Conv2dConfig(inChannels: 3, outChannels: c.numInitFeatures, kernel: 7, stride: 2, padding: 3)
+        let partChannels = max(1, c.bnSize * c.growthRate / 4)
+        stem = try stride(from: 0, to: c.numInitFeatures, by: partChannels).map { (o) throws(ModelError) in
+            try store.conv("features.conv0", stemConfig, outputs: o..<min(o + partChannels, c.numInitFeatures),
+                           foldingBatchNorm: "features.norm0", eps: eps)
+        }
         var channels = c.numInitFeatures
         var blocks: [[Layer]] = []
         var transitions: [Transition] = []
@@ -91,24 +100,29 @@ struct DenseNetGraph: Sendable {
         var out: [(name: String, tensor: Tensor)] = []
 
         // Stem: conv0 (applying norm0) + ReLU on the caller's input where it is, then the 3x3/2 max pool
-        // into the first block's buffer, one image at a time: the stem's output, the largest activation,
-        // is then one image's (in the bottleneck slot, which a block's bottleneck output fills anyway
-        // from two images on).
-        let (sh, sw) = stem.outputSize(height: h0, width: w0)
+        // into the first block's buffer, one image and one part of the channels at a time: the stem's
+        // output, the largest activation, is then one part of one image's (in the bottleneck slot, which
+        // a block's bottleneck output fills as much).
+        let (sh, sw) = stem[0].outputSize(height: h0, width: w0)
         guard sh > 0, sw > 0 else { throw ModelError(.shape, "densenet forward: input \(input.shape) is too small for the stem") }
-        let c0 = stem.config.outChannels
-        let stemOut = ws.buffer(Slot.bottleneck, count: c0 * sh * sw)
+        let c0 = stem.reduce(0) { $0 + $1.config.outChannels }
+        let stemOut = ws.buffer(Slot.bottleneck, count: stem.map(\.config.outChannels).max()! * sh * sw)
         var h = (sh + 2 - 3) / 2 + 1, w = (sw + 2 - 3) / 2 + 1
         var channels = c0
         var blockChannels = channels + blocks[0].count * growthRate
         var buffer = ws.buffer(Slot.block, count: n * blockChannels * h * w)
         input.data.withUnsafeBufferPointer { x in
             for i in 0..<n {
-                stem.run(batch: 1, height: h0, width: w0, input: x.baseAddress! + i * 3 * h0 * w0, inputImageStride: 3 * h0 * w0,
-                         output: stemOut, outputImageStride: c0 * sh * sw, activation: .relu)
-                RawOps.maxPool(stemOut, inputImageStride: c0 * sh * sw, output: buffer + i * blockChannels * h * w,
-                               outputImageStride: blockChannels * h * w, images: 1, channels: c0, height: sh, width: sw,
-                               outHeight: h, outWidth: w, kernel: 3, stride: 2, padding: 1)
+                var first = 0
+                for part in stem {
+                    let pc = part.config.outChannels
+                    part.run(batch: 1, height: h0, width: w0, input: x.baseAddress! + i * 3 * h0 * w0, inputImageStride: 3 * h0 * w0,
+                             output: stemOut, outputImageStride: pc * sh * sw, activation: .relu)
+                    RawOps.maxPool(stemOut, inputImageStride: pc * sh * sw, output: buffer + (i * blockChannels + first) * h * w,
+                                   outputImageStride: blockChannels * h * w, images: 1, channels: pc, height: sh, width: sw,
+                                   outHeight: h, outWidth: w, kernel: 3, stride: 2, padding: 1)
+                    first += pc
+                }
             }
         }
         if taps { out.append(("stem", Tensor.copying(buffer, imageStride: blockChannels * h * w, images: n, channels: c0, height: h, width: w))) }

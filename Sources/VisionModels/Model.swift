@@ -221,6 +221,16 @@ public struct Model: Sendable {
         }
     }
 
+    /// Bytes the model keeps between calls for activations: its graph's memory-plan buffers, grown to
+    /// the largest input seen so far (one set per call that ran at the same time as another), counted
+    /// while no call is running. The kernels' per-thread scratch comes on top.
+    public var workspaceBytes: Int {
+        switch graph {
+        case .resnet(let g): g.workspaces.idleCapacity * MemoryLayout<Float>.stride
+        case .densenet(let g): g.workspaces.idleCapacity * MemoryLayout<Float>.stride
+        }
+    }
+
     /// Bytes the model holds for its parameters: packed and transformed convolution weights with their
     /// biases and epilogue scales, the classifier, and the other tensors it keeps (batch-norm parameters
     /// applied outside a convolution). Inference buffers come on top (see `LoadOptions.Memory`).
@@ -294,6 +304,40 @@ final class ParameterStore {
             }
             preparedConvs[name + ".weight"] = prepared
             return prepared
+        } catch {
+            throw ModelError(error, name)
+        }
+    }
+
+    /// Output channels `outputs` of the convolution `name` (of `config`), with the same channels of its
+    /// bias and of batch norm `bn`, prepared as a convolution of their own: running every part of a
+    /// partition of the outputs gives the whole layer's outputs, part by part. Not remembered as the
+    /// weight's prepared layer, so `Model.parameter(named:)` keeps a copy of the whole weight: meant for
+    /// small layers.
+    func conv(_ name: String, _ config: Conv2dConfig, outputs: Range<Int>, foldingBatchNorm bn: String?, eps: Float) throws(ModelError) -> PreparedConv2d {
+        guard outputs.lowerBound >= 0, outputs.upperBound <= config.outChannels, !outputs.isEmpty else {
+            throw ModelError(.incompatibleWeights, "\(name): output channels \(outputs) outside 0..<\(config.outChannels)")
+        }
+        let weight = try floats(name + ".weight")
+        let per = config.inChannelsPerGroup * config.kernelH * config.kernelW
+        guard config.groups == 1, weight.count == config.outChannels * per else {
+            throw ModelError(.incompatibleWeights, "\(name): expected \(config.outChannels * per) weight values of an ungrouped convolution, found \(weight.count)")
+        }
+        let bias = tensors[name + ".bias"] != nil ? try floats(name + ".bias") : nil
+        let norm = try bn.map { (b) throws(ModelError) in try batchNorm(b, eps: eps) }
+        guard (bias?.count ?? config.outChannels) == config.outChannels, (norm?.channels ?? config.outChannels) == config.outChannels else {
+            throw ModelError(.incompatibleWeights, "\(name): its bias and batch norm must have \(config.outChannels) channels")
+        }
+        var part = config
+        part.outChannels = outputs.count
+        do throws(NeuralNetError) {
+            let partNorm = try norm.map { (n) throws(NeuralNetError) in
+                try BatchNorm2d(weight: Array(n.weight[outputs]), bias: Array(n.bias[outputs]), runningMean: Array(n.runningMean[outputs]),
+                                runningVar: Array(n.runningVar[outputs]), eps: n.eps)
+            }
+            return try weight[outputs.lowerBound * per..<outputs.upperBound * per].withUnsafeBufferPointer { (w) throws(NeuralNetError) in
+                try PreparedConv2d(config: part, weight: w, bias: bias.map { Array($0[outputs]) }, batchNorm: partNorm, winograd: winograd)
+            }
         } catch {
             throw ModelError(error, name)
         }

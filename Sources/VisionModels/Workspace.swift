@@ -124,6 +124,13 @@ final class WorkspacePool: @unchecked Sendable {
         defer { lock.unlock() }
         free.append(w)
     }
+
+    /// Floats held by the workspaces not in use.
+    var idleCapacity: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return free.reduce(0) { $0 + $1.capacity }
+    }
 }
 
 extension Tensor {

@@ -1,3 +1,5 @@
+import Checkpoint
+import NeuralNet
 import Testing
 
 @testable import VisionModels
@@ -40,5 +42,46 @@ struct ActivationPlanTests {
         let pe = plan.take(60).pointer
         #expect(pa == pe && pb == pd && pa != pb)  // no slot grew
         #expect(ws.capacity == 100 + 80 + 30)
+    }
+}
+
+/// The DenseNet graph's two buffers: the block's and the bottleneck output's. The stem runs in parts of
+/// a quarter of the bottleneck's channels, so that its output (4x the plane of a block) fits the
+/// bottleneck slot at batch 1 instead of doubling it.
+@Suite("DenseNet memory plan")
+struct DenseNetPlanTests {
+    @Test("the stem in parts: batch 1 keeps one block buffer and one bottleneck output; the logits match the whole stem's")
+    func stemParts() throws {
+        // growth 8, bottleneck 4 x 8 = 32 channels, stem 16 channels: two parts of 8.
+        let arch = ConcurrencyTests.denseNet
+        let model = try Model.load(arch, pretrained: .stateDict(ConcurrencyTests.stateDict(arch)))
+        #expect(model.workspaceBytes == 0)
+        // 32 x 32: stem 16 x 16, pool 8 x 8; block 1 holds 16 + 2 x 8 = 32 channels (2048 floats), its
+        // bottleneck output 32 channels (2048); a stem part 8 x 16 x 16 = 2048 (the whole stem: 4096).
+        let one = try Tensor(shape: [1, 3, 32, 32], data: FormulaWeights.input(shape: [1, 3, 32, 32], seed: 7))
+        let y1 = try model(one)
+        #expect(model.workspaceBytes == (2048 + 2048) * 4)
+        // Batch 2: both buffers hold two images; a stem part is still one image's.
+        let two = try Tensor(shape: [2, 3, 32, 32], data: FormulaWeights.input(shape: [2, 3, 32, 32], seed: 7))
+        let y2 = try model(two)
+        #expect(model.workspaceBytes == (2 * 2048 + 2 * 2048) * 4)
+        // Each image's logits the same whatever the batch (the stem runs image by image, part by part).
+        let perImage = 10
+        let first = try model(try Tensor(shape: [1, 3, 32, 32], data: Array(two.data[0..<3 * 32 * 32])))
+        #expect(y1.data.count == perImage)
+        #expect(y2.data[0..<perImage].map(\.bitPattern) == first.data.map(\.bitPattern))
+        // The stem's parts together: the whole conv0 -> norm0 -> ReLU -> max pool of the reference ops.
+        let dict = try ConcurrencyTests.stateDict(arch)
+        func floats(_ name: String) throws -> [Float] { try #require(dict[name]).floats() }
+        let conv0 = try Conv2d(config: Conv2dConfig(inChannels: 3, outChannels: 16, kernel: 7, stride: 2, padding: 3),
+                               weight: try floats("features.conv0.weight"), bias: nil)
+        let norm0 = try BatchNorm2d(weight: try floats("features.norm0.weight"), bias: try floats("features.norm0.bias"),
+                                    runningMean: try floats("features.norm0.running_mean"), runningVar: try floats("features.norm0.running_var"))
+        let reference = try Ops.maxPool2d(try norm0(try conv0(two), activation: .relu), kernel: 3, stride: 2, padding: 1)
+        let stem = try #require(try model.features(two).first { $0.name == "stem" }).tensor
+        #expect(stem.shape == [2, 16, 8, 8])
+        let scale = reference.data.map(abs).max()!
+        let error = zip(stem.data, reference.data).map { abs($0 - $1) }.max()!
+        #expect(scale > 0.1 && error <= 1e-5 * scale, "stem error \(error) against a largest value \(scale)")
     }
 }

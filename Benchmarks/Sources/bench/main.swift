@@ -90,6 +90,11 @@ func reply(_ line: String) {
 }
 
 func serve() {
+    // The harness's own reply path (reading /proc, formatting times) is run once before the first
+    // command, so that the RSS each engine reports before loading its model already holds its code:
+    // the model's memory is what the process grows by after that.
+    _ = statusKiB("VmRSS:")
+    _ = String(format: "%.3f", now())
     var model: Model?
     var input: Tensor?
     while let line = readLine() {
