@@ -668,62 +668,79 @@ __attribute__((target("avx512f,avx2,fma"))) static inline void transient_g(int m
     out[5] = e;
 }
 
-/* U = G g G^T of weight panel p (CK_MR outputs, zero past the last) for every input channel, in float,
- * from weights in ck_direct_pack's layout (go outputs per group): the 9 taps of the panel's outputs are
- * read as vectors (one or two masked loads: a panel may straddle two output groups) and transformed
- * across the lanes into a buffer in L1. Every 4 channels, each matrix's 4 x 12 floats are permuted into
- * three whole vectors and stored aligned (matrix xi of channel c at dst0 + xi * mstride + c * CK_MR; dst0
- * and mstride keep 64-byte alignment: in_channels is a multiple of 16). Storing each channel's 12 floats
- * straight into place (masked, across cache lines) measured 2x slower for the transform alone. */
-__attribute__((target("avx512f,avx2,fma"))) static void transient_pack_panel(const ck_conv *cv, int m, int go, int p,
-                                                                             float *dst0, size_t mstride) {
-    const int cin = cv->in_channels, na = (m + 2) * (m + 2);
+/* Vector s (0, 1, 2) of the 4 x 12 outputs of 4 channels from the rows of channels s and s + 1 (lanes
+ * 0..11 of each): [a0..a11 b0..b3], [b4..b11 c0..c3], [c8..c11 d0..d11]. */
+__attribute__((target("avx512f,avx2,fma"), always_inline)) static inline __m512 transient_join(int s, __m512 a, __m512 b) {
+    const __m512i i0 = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 16, 17, 18, 19);
+    const __m512i i1 = _mm512_setr_epi32(4, 5, 6, 7, 8, 9, 10, 11, 16, 17, 18, 19, 20, 21, 22, 23);
+    const __m512i i2 = _mm512_setr_epi32(8, 9, 10, 11, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27);
+    return _mm512_permutex2var_ps(a, s == 0 ? i0 : s == 1 ? i1 : i2, b);
+}
+
+/* transient_pack_panel for tile size m and, with `straddle`, a panel whose rows span two output groups
+ * (both constants where it is inlined: its loops unrolled, its matrices in registers). */
+__attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void transient_pack_body(
+    const ck_conv *cv, const int m, const int straddle, int go, int p, float *dst0, size_t mstride) {
+    const int cin = cv->in_channels, k = m + 2;
     const int o0 = p * CK_MR;
     const int rows = cv->out_channels - o0 < CK_MR ? cv->out_channels - o0 : CK_MR;
     int n1 = (o0 / go + 1) * go - o0; /* rows in the first output group */
     if (n1 > rows) n1 = rows;
-    const size_t per_block = (size_t)9 * 16 * go, per_group = (size_t)(cin / 16) * per_block;
+    const size_t per_block = (size_t)9 * 16 * go, per_group = (size_t)(cin / 16) * per_block, tap = (size_t)16 * go;
     const float *w1 = cv->packed + (size_t)(o0 / go) * per_group + o0 % go;
     /* the second group's rows go to lanes n1 and up: addressed n1 floats before its first row (those
      * lanes are masked off) */
     const float *w2 = cv->packed + (size_t)(o0 / go + 1) * per_group - n1;
     const __mmask16 m1 = (__mmask16)((1u << n1) - 1), m2 = (__mmask16)(((1u << rows) - 1) & ~((1u << n1) - 1));
-    /* 4 channels' 12 rows: [a0..a11 b0..b3], [b4..b11 c0..c3], [c8..c11 d0..d11] (indices of two sources) */
-    const __m512i i1 = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 16, 17, 18, 19);
-    const __m512i i2 = _mm512_setr_epi32(4, 5, 6, 7, 8, 9, 10, 11, 16, 17, 18, 19, 20, 21, 22, 23);
-    const __m512i i3 = _mm512_setr_epi32(8, 9, 10, 11, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27);
-    float tmp[4][36][16] __attribute__((aligned(64))); /* 4 channels' matrices, 16 lanes each */
-    for (int c = 0; c < cin; c++) {
+    for (int c = 0; c < cin; c += 4) {
+        float *d = dst0 + (size_t)c * CK_MR;
+        /* channel c's first tap; c + 1 .. c + 3 follow, go floats apart, in the same block of 16 */
         const size_t off = (size_t)(c / 16) * per_block + (size_t)(c % 16) * go;
-        __m512 g[9];
-        for (int t = 0; t < 9; t++) {
-            const size_t at = off + (size_t)t * 16 * go;
-            g[t] = _mm512_maskz_loadu_ps(m1, w1 + at);
-            if (m2) g[t] = _mm512_mask_loadu_ps(g[t], m2, w2 + at);
-        }
-        /* columns (each tap row x of g through G), then rows (each row of t through G) */
-        float *u = tmp[c % 4][0];
-        const int k = m + 2;
-        __m512 t[6][3], r[6];
-        for (int x = 0; x < 3; x++) {
-            transient_g(m, g[x], g[3 + x], g[6 + x], r);
-            for (int i = 0; i < k; i++) t[i][x] = r[i];
-        }
-        for (int i = 0; i < k; i++) {
-            transient_g(m, t[i][0], t[i][1], t[i][2], r);
-            for (int j = 0; j < k; j++) _mm512_store_ps(u + (size_t)(i * k + j) * 16, r[j]);
-        }
-        if (c % 4 == 3) {
-            float *d = dst0 + (size_t)(c - 3) * CK_MR;
-            for (int xi = 0; xi < na; xi++) {
-                const __m512 a = _mm512_load_ps(tmp[0][xi]), b = _mm512_load_ps(tmp[1][xi]);
-                const __m512 e = _mm512_load_ps(tmp[2][xi]), f = _mm512_load_ps(tmp[3][xi]);
-                float *o = d + (size_t)xi * mstride;
-                _mm512_store_ps(o, _mm512_permutex2var_ps(a, i1, b));
-                _mm512_store_ps(o + 16, _mm512_permutex2var_ps(b, i2, e));
-                _mm512_store_ps(o + 32, _mm512_permutex2var_ps(e, i3, f));
+        for (int s = 0; s < 3; s++) {
+            __m512 g[9];
+            for (int t = 0; t < 9; t++) {
+                const size_t at = off + (size_t)s * go + (size_t)t * tap;
+                __m512 a = _mm512_maskz_loadu_ps(m1, w1 + at), b = _mm512_maskz_loadu_ps(m1, w1 + at + go);
+                if (straddle) {
+                    a = _mm512_mask_loadu_ps(a, m2, w2 + at);
+                    b = _mm512_mask_loadu_ps(b, m2, w2 + at + go);
+                }
+                g[t] = transient_join(s, a, b);
+            }
+            /* columns (each tap row x of g through G), then rows (each row of t through G) */
+            __m512 t[6][3], o[6];
+            for (int x = 0; x < 3; x++) {
+                transient_g(m, g[x], g[3 + x], g[6 + x], o);
+                for (int i = 0; i < k; i++) t[i][x] = o[i];
+            }
+            for (int i = 0; i < k; i++) {
+                transient_g(m, t[i][0], t[i][1], t[i][2], o);
+                for (int j = 0; j < k; j++) _mm512_store_ps(d + (size_t)(i * k + j) * mstride + 16 * s, o[j]);
             }
         }
+    }
+}
+
+/* U = G g G^T of weight panel p (CK_MR outputs, zero past the last) for every input channel, in float,
+ * from weights in ck_direct_pack's layout (go outputs per group), stored as matrix xi of channel c at
+ * dst0 + xi * mstride + c * CK_MR (dst0 and mstride keep 64-byte alignment: in_channels is a multiple of
+ * 16). Four channels' 12 outputs are 48 floats, three whole vectors, and the transform works lane by
+ * lane: so each tap of 4 channels is read as three vectors (transient_join: one or two masked loads per
+ * channel, as a panel may straddle two output groups, then one permute), and each of the three goes
+ * through the transform and is stored aligned in place. No lane is wasted and nothing is rearranged
+ * after the transform: 1.4-1.8x faster than transforming each channel's 12 outputs in a 16-lane vector
+ * and permuting the results every 4 channels (microbenchmark, 64 to 256 channels, the same U bit for
+ * bit), and compact ResNet-152 at batch 1 went from 1.10 to 1.055x the default's latency. */
+__attribute__((target("avx512f,avx2,fma"))) static void transient_pack_panel(const ck_conv *cv, int m, int go, int p,
+                                                                             float *dst0, size_t mstride) {
+    const int o0 = p * CK_MR, last = (cv->out_channels < o0 + CK_MR ? cv->out_channels : o0 + CK_MR) - 1;
+    const int straddle = o0 / go != last / go;
+    if (m == 2) {
+        if (straddle) transient_pack_body(cv, 2, 1, go, p, dst0, mstride);
+        else transient_pack_body(cv, 2, 0, go, p, dst0, mstride);
+    } else {
+        if (straddle) transient_pack_body(cv, 4, 1, go, p, dst0, mstride);
+        else transient_pack_body(cv, 4, 0, go, p, dst0, mstride);
     }
 }
 
