@@ -473,6 +473,21 @@ __attribute__((target("avx512f,avx2,fma"))) static int output_stage_avx512(const
 }
 #endif
 
+/* Weight panel p (matrix xi at a + xi * astride, cin x CK_MR each) against a panel of tiles whose
+ * transformed input is v ([na][cin][T]): the na GEMMs into m ([na][CK_MR][T]), then the output stage. */
+static void apply_weight_panel(const wino_job *job, const panel_tiles *pt, int p, const float *a, size_t astride,
+                               const float *v, float *m) {
+    const int cin = job->cv->in_channels;
+    const int rows = job->cv->out_channels - p * CK_MR < CK_MR ? job->cv->out_channels - p * CK_MR : CK_MR;
+    for (int xi = 0; xi < job->na; xi++)
+        job->kernel(cin, a + (size_t)xi * astride, v + (size_t)xi * cin * T, T, m + (size_t)xi * CK_MR * T, T, rows, T, 1, 1,
+                    NULL, NULL, NULL, 0, 0);
+#if defined(__x86_64__)
+    if (job->wide && output_stage_avx512(job, pt, p, m)) return;
+#endif
+    output_stage(job, pt, p, m);
+}
+
 static void wino_task(void *context, int task, int worker) {
     (void)worker;
     const wino_job *job = context;
@@ -497,17 +512,8 @@ static void wino_task(void *context, int task, int worker) {
 
     /* 2-3. per weight panel: na GEMMs, then the output transform */
     float *m = ck_scratch(2, (size_t)job->na * CK_MR * T);
-    for (int p = p0; p < p1; p++) {
-        const int rows = cv->out_channels - p * CK_MR < CK_MR ? cv->out_channels - p * CK_MR : CK_MR;
-        for (int xi = 0; xi < job->na; xi++) {
-            const float *a = cv->packed + ((size_t)xi * job->mp + p) * cin * CK_MR;
-            job->kernel(cin, a, v + (size_t)xi * cin * T, T, m + (size_t)xi * CK_MR * T, T, rows, T, 1, 1, NULL, NULL, NULL, 0, 0);
-        }
-#if defined(__x86_64__)
-        if (job->wide && output_stage_avx512(job, &pt, p, m)) continue;
-#endif
-        output_stage(job, &pt, p, m);
-    }
+    const size_t astride = (size_t)job->mp * cin * CK_MR;
+    for (int p = p0; p < p1; p++) apply_weight_panel(job, &pt, p, cv->packed + (size_t)p * cin * CK_MR, astride, v, m);
 }
 
 /* Few-task mode, phase 2: the GEMMs of (panel, weight panel, block of a positions) into a shared M. */
@@ -765,15 +771,10 @@ static void fused_task(void *context, int task, int worker) {
     float *m = ck_scratch(2, (size_t)job->na * CK_MR * T);
     for (int p = p0; p < p1; p++) {
         transient_pack_panel(job->source, job->m, job->go, p, u, ustride);
-        const int rows = job->cv->out_channels - p * CK_MR < CK_MR ? job->cv->out_channels - p * CK_MR : CK_MR;
         for (int panel = 0; panel < job->panels; panel++) {
             panel_tiles pt;
             panel_setup(job, panel, &pt);
-            const float *v = job->shared + (size_t)panel * job->na * cin * T;
-            for (int xi = 0; xi < job->na; xi++)
-                job->kernel(cin, u + (size_t)xi * ustride, v + (size_t)xi * cin * T, T, m + (size_t)xi * CK_MR * T, T, rows,
-                            T, 1, 1, NULL, NULL, NULL, 0, 0);
-            if (!(job->wide && output_stage_avx512(job, &pt, p, m))) output_stage(job, &pt, p, m);
+            apply_weight_panel(job, &pt, p, u, ustride, job->shared + (size_t)panel * job->na * cin * T, m);
         }
     }
 }

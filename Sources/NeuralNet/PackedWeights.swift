@@ -212,8 +212,7 @@ final class ConvKernelWeights: @unchecked Sendable {
             residual: residual, residual_batch_stride: residualImageStride,
             in_scale: inputScale, in_shift: inputShift, relu: relu ? 1 : 0)
         if direct {
-            if transientTile != 0 && inputScale == nil
-                && Self.manyTiles(tile: transientTile, batch: batch, outH: outH, outW: outW) {
+            if inputScale == nil && runsTransient(batch: batch, outH: outH, outW: outW) {
                 ck_winograd_transient_forward(Int32(transientTile), &cv, &io)
             } else {
                 ck_direct_forward(&cv, &io)
@@ -237,6 +236,13 @@ final class ConvKernelWeights: @unchecked Sendable {
                 runSpecial(&cv, &io)
             }
         }
+    }
+
+    /// Whether a call (without an input prologue) of `batch` images with an `outH` x `outW` output runs
+    /// Winograd on weights transformed during the call: direct weights of a Winograd geometry
+    /// (`transientTile`) and enough tiles.
+    func runsTransient(batch: Int, outH: Int, outW: Int) -> Bool {
+        transientTile != 0 && Self.manyTiles(tile: transientTile, batch: batch, outH: outH, outW: outW)
     }
 
     /// Whether a call of `batch` images with an `outH` x `outW` output has enough output tiles of

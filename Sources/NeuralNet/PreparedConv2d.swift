@@ -162,10 +162,8 @@ public struct PreparedConv2d: Sendable {
     /// which run the direct kernel).
     public func usesWinograd(batch: Int, height: Int, width: Int) -> Bool {
         let k = kernel(batch: batch, height: height, width: width)
-        if k.winograd { return true }
-        guard k.transientTile != 0 else { return false }
         let (oh, ow) = outputSize(height: height, width: width)
-        return ConvKernelWeights.manyTiles(tile: k.transientTile, batch: batch, outH: oh, outW: ow)
+        return k.winograd || k.runsTransient(batch: batch, outH: oh, outW: ow)
     }
 
     /// Whether this convolution holds Winograd-transformed weights, F(4x4, 3x3) or F(2x2, 3x3).

@@ -54,7 +54,8 @@ struct DenseNetPlanTests {
     func stemParts() throws {
         // growth 8, bottleneck 4 x 8 = 32 channels, stem 16 channels: two parts of 8.
         let arch = ConcurrencyTests.denseNet
-        let model = try Model.load(arch, pretrained: .stateDict(ConcurrencyTests.stateDict(arch)))
+        let dict = try ConcurrencyTests.stateDict(arch)
+        let model = try Model.load(arch, pretrained: .stateDict(dict))
         #expect(model.workspaceBytes == 0)
         // 32 x 32: stem 16 x 16, pool 8 x 8; block 1 holds 16 + 2 x 8 = 32 channels (2048 floats), its
         // bottleneck output 32 channels (2048); a stem part 8 x 16 x 16 = 2048 (the whole stem: 4096).
@@ -71,7 +72,6 @@ struct DenseNetPlanTests {
         #expect(y1.data.count == perImage)
         #expect(y2.data[0..<perImage].map(\.bitPattern) == first.data.map(\.bitPattern))
         // The stem's parts together: the whole conv0 -> norm0 -> ReLU -> max pool of the reference ops.
-        let dict = try ConcurrencyTests.stateDict(arch)
         func floats(_ name: String) throws -> [Float] { try #require(dict[name]).floats() }
         let conv0 = try Conv2d(config: Conv2dConfig(inChannels: 3, outChannels: 16, kernel: 7, stride: 2, padding: 3),
                                weight: try floats("features.conv0.weight"), bias: nil)
