@@ -15,7 +15,9 @@ What it does (see Benchmarks/README.md):
                                                      sequential execution, all graph optimisations)
     all three read the same input file (float32 NCHW, fixed seed);
   * per (batch, threads): warm-up, then `rounds` rounds (twice as many at batch 8) in which the engines
-    take turns (the order rotates every round), each timing 3 inferences at batch 1 and 1 at batch 8;
+    take turns (the order rotates every round), each timing 3 inferences at batch 1 and 1 at batch 8,
+    and the next turn starts once the engine that ran has stopped using the CPU (thread pools that spin
+    after a run would otherwise slow the engine after them);
     reports the median and min of all timed inferences, the ratios of the medians, and each worker's
     peak RSS (VmHWM, reset before the block);
   * a memory table at 2 threads: each engine's RSS for its model (peak during the block less the process's RSS
@@ -190,6 +192,32 @@ class Worker:
             raise RuntimeError(f"{self.name}: {line!r} -> {' '.join(reply) or 'no reply (worker died)'}")
         return reply[1:]
 
+    def cpu_ns(self) -> int:
+        """CPU time used so far by all of the worker's threads, in nanoseconds (/proc/PID/task/*/schedstat)."""
+        total = 0
+        task_dir = Path(f"/proc/{self.proc.pid}/task")
+        for task in task_dir.iterdir():
+            try:
+                total += int((task / "schedstat").read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                pass  # a thread that ended meanwhile
+        return total
+
+    def settle(self, window: float = 0.005, limit: float = 1.0) -> None:
+        """Returns once the worker has used less than a tenth of a core over `window` seconds (at most
+        `limit` seconds): its thread pool has stopped spinning. ONNX Runtime's workers spin for 30-50 ms
+        after a run returns; whatever engine ran next lost a core meanwhile (measured: the first of 3
+        inferences of this package's resnet50 at batch 1 after an ORT turn 50.6 ms against 28.9, the
+        second 30.2)."""
+        end = time.monotonic() + limit
+        before = self.cpu_ns()
+        while time.monotonic() < end:
+            time.sleep(window)
+            now = self.cpu_ns()
+            if now - before < window * 1e8:
+                return
+            before = now
+
     def close(self) -> None:
         try:
             self.proc.stdin.write("quit\n")
@@ -303,6 +331,7 @@ def main() -> int:
                 engines = peers + ([compact] if threads == 2 else [])
                 for e in engines:
                     e.ask(f"run {threads} {args.warmup}")
+                    e.settle()
                 for e in engines:
                     e.ask("peak-reset")
                 times = {e.name: [] for e in engines}
@@ -316,6 +345,7 @@ def main() -> int:
                     order = engines[k:] + engines[:k]
                     for e in order:
                         times[e.name] += [float(t) for t in e.ask(f"run {threads} {per_round}")]
+                        e.settle()  # the next engine starts on a quiet machine
                 peaks = {e.name: int(e.ask("peak")[0]) for e in engines}
                 med = {k: statistics.median(v) for k, v in times.items()}
                 mn = {k: min(v) for k, v in times.items()}

@@ -146,10 +146,8 @@ static pthread_mutex_t g_job_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t g_wake_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t g_wake = PTHREAD_COND_INITIALIZER;
 static atomic_uint g_generation = 0;
-static atomic_int g_next_task = 0;
 static atomic_int g_open = 0;   /* 1 while the current job accepts workers */
 static atomic_int g_active = 0; /* workers inside the current job */
-static int g_task_count = 0;
 static ck_task_fn g_fn = NULL;
 static void *g_context = NULL;
 static int g_started = 0; /* workers started (ids 1 ... g_started); guarded by g_job_lock */
@@ -168,11 +166,39 @@ void ck_set_threads(int threads) {
     atomic_store(&g_threads, threads < 1 ? 1 : threads > CK_MAX_THREADS ? CK_MAX_THREADS : threads);
 }
 
-static void run_tasks(int worker) {
+/* Each thread's share of a job's tasks: a contiguous range, so that a thread computes the same part of
+ * every layer (the same rows of a plane, the same output channels) and finds the activations it wrote in
+ * its own cache. A range is taken from its front by its owner and from its back by a thread that has
+ * finished its own; `state` packs the next task (low 32 bits) and the end (high 32 bits). Measured
+ * against one shared counter (tasks handed out in order to whichever thread asks): ResNet-50's 64 -> 256
+ * 1x1 layer at 56 x 56, batch 1, 2 threads, 0.91-0.93x; the whole network at batch 1 0.94-0.96x,
+ * default and compact (interleaved). */
+typedef struct task_range {
+    _Atomic uint64_t state;
+    char pad[56];
+} task_range;
+static task_range g_ranges[CK_MAX_THREADS];
+
+static inline uint64_t range_pack(uint32_t next, uint32_t end) { return (uint64_t)next | ((uint64_t)end << 32); }
+
+/* Takes the front task of range r (owner) or its last one (thief); -1 when the range is empty. */
+static int range_take(task_range *r, int from_back) {
+    uint64_t s = atomic_load_explicit(&r->state, memory_order_acquire);
     for (;;) {
-        int t = atomic_fetch_add(&g_next_task, 1);
-        if (t >= g_task_count) break;
-        g_fn(g_context, t, worker);
+        const uint32_t next = (uint32_t)s, end = (uint32_t)(s >> 32);
+        if (next >= end) return -1;
+        const uint64_t want = from_back ? range_pack(next, end - 1) : range_pack(next + 1, end);
+        if (atomic_compare_exchange_weak_explicit(&r->state, &s, want, memory_order_acq_rel, memory_order_acquire))
+            return (int)(from_back ? end - 1 : next);
+    }
+}
+
+static void run_tasks(int worker) {
+    const int n = atomic_load(&g_job_threads);
+    for (int t; (t = range_take(&g_ranges[worker], 0)) >= 0;) g_fn(g_context, t, worker);
+    for (int i = 1; i < n; i++) {
+        task_range *victim = &g_ranges[(worker + i) % n];
+        for (int t; (t = range_take(victim, 1)) >= 0;) g_fn(g_context, t, worker);
     }
 }
 
@@ -243,9 +269,9 @@ void ck_parallel_for(int tasks, ck_task_fn fn, void *context) {
     if (threads > g_started + 1) threads = g_started + 1;
     g_fn = fn;
     g_context = context;
-    g_task_count = tasks;
     atomic_store(&g_job_threads, threads);
-    atomic_store(&g_next_task, 0);
+    for (int w = 0; w < threads; w++)
+        atomic_store(&g_ranges[w].state, range_pack((uint32_t)((long)w * tasks / threads), (uint32_t)((long)(w + 1) * tasks / threads)));
     pthread_mutex_lock(&g_wake_lock);
     atomic_fetch_add(&g_generation, 1);
     atomic_store(&g_open, 1);
