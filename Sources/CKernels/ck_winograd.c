@@ -620,7 +620,8 @@ static void forward(int m, const ck_conv *cv, const ck_conv_io *io, int transien
         job.source = cv;
         job.go = ck_direct_group(cv->out_channels);
         if (job.shared && job.mp >= 4 * threads) {
-            job.mchunks = 4 * threads;
+            /* up to eight chunks per thread, one weight panel at least: small last tasks (ck_conv.c) */
+            job.mchunks = job.mp < 8 * threads ? job.mp : 8 * threads;
             ck_parallel_for(job.mchunks, fused_task, &job);
             return;
         }
