@@ -484,16 +484,18 @@ void ck_conv_forward(const ck_conv *cv, const ck_conv_io *io) {
     const int columns = job.mixed ? io->batch * job.plane : job.plane;
     job.panels = (columns + CK_NR - 1) / CK_NR;
     set_chunks(&job, (job.panels * CK_NR + NC_MAX - 1) / NC_MAX);
-    /* Wide planes that give few chunks (ResNet-50's 56 x 56 layers at batch 1: 98 panels in 13 chunks):
-     * at least eight chunks per thread. The pool shares a job's tasks out in contiguous ranges and a
-     * thread that finishes first takes the other's last tasks, so the time one thread waits for the
-     * other is about one task: the smaller the last tasks, the less. Together with the finer row and
-     * fused-Winograd chunks below, measured on ResNet-50 at batch 1, 2 threads: the caller's wait at
-     * the end of the jobs 0.66-1.02 ms an inference against 0.92-1.64, the time in jobs 1-3% less. */
-    if (!job.mixed && job.panels >= 16) {
+    const int threads = ck_threads();
+    /* Wide planes that give few chunks (ResNet-50's 56 x 56 layers at batch 1: 98 panels in 13 chunks),
+     * on several threads: at least eight chunks per thread. The pool shares a job's tasks out in
+     * contiguous ranges and a thread that finishes first takes the other's last tasks, so the time one
+     * thread waits for the other is about one task: the smaller the last tasks, the less. Together with
+     * the finer row and fused-Winograd chunks below, measured on ResNet-50 at batch 1, 2 threads: the
+     * caller's wait at the end of the jobs 0.66-0.74 ms an inference against 0.92-0.99 (default) and
+     * 0.70-1.56 against 1.25-2.31 (compact). */
+    if (threads > 1 && !job.mixed && job.panels >= 16) {
         const long per = (long)io->batch * cv->groups;
-        if (per * job.nchunks < 8L * ck_threads()) {
-            const long n = (8L * ck_threads() + per - 1) / per;
+        if (per * job.nchunks < 8L * threads) {
+            const long n = (8L * threads + per - 1) / per;
             set_chunks(&job, (int)(n < job.panels ? n : job.panels));
         }
     }
@@ -517,7 +519,6 @@ void ck_conv_forward(const ck_conv *cv, const ck_conv_io *io) {
      * across two lines) 1.0x and 1.14-1.46x: those stay packed. */
     job.direct = ck_level() >= CK_LEVEL_AVX512 && !job.mixed && io->in_scale == NULL && cv->kh == 1 && cv->kw == 1 &&
                  cv->sh == 1 && cv->sw == 1 && cv->ph == 0 && cv->pw == 0 && job.plane % 16 == 0;
-    int threads = ck_threads();
     const long images = job.mixed ? 1 : io->batch;
     long items = images * cv->groups * job.nchunks;
     double balance = threads > 1 && items < 4L * threads ? chunk_balance(&job, items, threads) : 1.0;
