@@ -129,8 +129,8 @@ typedef struct wino_job {
     float *shared; /* when set: every panel's transformed input, made before the GEMMs */
     float *shared_m; /* few-task mode: every (panel, weight panel)'s na GEMM outputs */
     int cblocks;   /* channel blocks of the shared input transform */
-    const ck_conv *source; /* transient weights: the layer as given, in ck_direct_pack's layout */
-    int go;                /* its outputs per group */
+    const ck_conv *source; /* transient weights: the layer as given, in ck_conv_pack's or ck_direct_pack's layout */
+    int direct;            /* ck_direct_pack's layout */
     float *u;              /* its transformed weights, when made for the whole layer */
     ck_conv transformed;   /* the layer with packed = u */
 } wino_job;
@@ -554,7 +554,7 @@ static void fused_task(void *context, int task, int worker);
 #endif
 
 /* The convolution over output tiles of m x m (4 or 2). `transient`: cv->packed holds the weights in
- * ck_direct_pack's layout (AVX-512 only), transformed during the call (below). */
+ * ck_conv_pack's layout (1) or ck_direct_pack's (2) (AVX-512 only), transformed during the call (below). */
 static void forward(int m, const ck_conv *cv, const ck_conv_io *io, int transient) {
     wino_job job;
     job.cv = cv;
@@ -618,7 +618,7 @@ static void forward(int m, const ck_conv *cv, const ck_conv_io *io, int transien
          * first, in parallel, into the calling thread's scratch, and runs as a prepared layer: many
          * panels of tiles, each reading every weight panel. */
         job.source = cv;
-        job.go = ck_direct_group(cv->out_channels);
+        job.direct = transient == 2;
         if (job.shared && job.mp >= 4 * threads) {
             /* up to eight chunks per thread, one weight panel at least: small last tasks (ck_conv.c) */
             job.mchunks = job.mp < 8 * threads ? job.mp : 8 * threads;
@@ -648,7 +648,7 @@ void ck_winograd_forward(const ck_conv *cv, const ck_conv_io *io) { forward(4, c
 
 void ck_winograd2_forward(const ck_conv *cv, const ck_conv_io *io) { forward(2, cv, io, 0); }
 
-/* ---- Transient weights: transformed per call from the direct kernel's copy ----------------------- */
+/* ---- Transient weights: transformed per call from the layer's one copy --------------------------- */
 
 #if defined(__x86_64__)
 /* G applied across the lanes to (a, b, e), one column or row of a 3x3 kernel, into out[0 .. m + 1]:
@@ -684,35 +684,29 @@ __attribute__((target("avx512f,avx2,fma"), always_inline)) static inline __m512 
     return _mm512_permutex2var_ps(a, s == 0 ? i0 : s == 1 ? i1 : i2, b);
 }
 
-/* transient_pack_panel for tile size m and, with `straddle`, a panel whose rows span two output groups
- * (both constants where it is inlined: its loops unrolled, its matrices in registers). */
+/* transient_pack_panel for tile size m from weights in ck_conv_pack's layout (`gemm`) or in
+ * ck_direct_pack's (both constants where it is inlined: its loops unrolled, its matrices in registers). */
 __attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void transient_pack_body(
-    const ck_conv *cv, const int m, const int straddle, int go, int p, float *dst0, size_t mstride) {
-    const int cin = cv->in_channels, k = m + 2;
+    const ck_conv *cv, const int m, const int gemm, int p, float *dst0, size_t mstride) {
+    const int cin = cv->in_channels, k = m + 2, go = cv->out_channels;
     const int o0 = p * CK_MR;
     const int rows = cv->out_channels - o0 < CK_MR ? cv->out_channels - o0 : CK_MR;
-    int n1 = (o0 / go + 1) * go - o0; /* rows in the first output group */
-    if (n1 > rows) n1 = rows;
-    const size_t per_block = (size_t)9 * 16 * go, per_group = (size_t)(cin / 16) * per_block, tap = (size_t)16 * go;
-    const float *w1 = cv->packed + (size_t)(o0 / go) * per_group + o0 % go;
-    /* the second group's rows go to lanes n1 and up: addressed n1 floats before its first row (those
-     * lanes are masked off) */
-    const float *w2 = cv->packed + (size_t)(o0 / go + 1) * per_group - n1;
-    const __mmask16 m1 = (__mmask16)((1u << n1) - 1), m2 = (__mmask16)(((1u << rows) - 1) & ~((1u << n1) - 1));
+    /* ck_conv_pack: the panel's [c * 9 + tap][CK_MR] (zero rows past the last output), a channel's 9 taps
+     * 108 floats apart. ck_direct_pack, with its one group of 32 outputs: [c / 16][tap][c % 16][32]. */
+    const size_t per_block = (size_t)9 * 16 * go;
+    const size_t tap = gemm ? CK_MR : (size_t)16 * go, next = gemm ? 9 * CK_MR : (size_t)go; /* to the next channel */
+    const float *w = gemm ? cv->packed + (size_t)p * cin * 9 * CK_MR : cv->packed + o0;
+    const __mmask16 mask = (__mmask16)((1u << (gemm ? CK_MR : rows)) - 1);
     for (int c = 0; c < cin; c += 4) {
         float *d = dst0 + (size_t)c * CK_MR;
-        /* channel c's first tap; c + 1 .. c + 3 follow, go floats apart, in the same block of 16 */
-        const size_t off = (size_t)(c / 16) * per_block + (size_t)(c % 16) * go;
+        /* channel c's first tap; c + 1 .. c + 3 follow, `next` floats apart (in ck_direct_pack's layout in
+         * the same block of 16) */
+        const size_t off = gemm ? (size_t)c * 9 * CK_MR : (size_t)(c / 16) * per_block + (size_t)(c % 16) * go;
         for (int s = 0; s < 3; s++) {
             __m512 g[9];
             for (int t = 0; t < 9; t++) {
-                const size_t at = off + (size_t)s * go + (size_t)t * tap;
-                __m512 a = _mm512_maskz_loadu_ps(m1, w1 + at), b = _mm512_maskz_loadu_ps(m1, w1 + at + go);
-                if (straddle) {
-                    a = _mm512_mask_loadu_ps(a, m2, w2 + at);
-                    b = _mm512_mask_loadu_ps(b, m2, w2 + at + go);
-                }
-                g[t] = transient_join(s, a, b);
+                const size_t at = off + (size_t)s * next + (size_t)t * tap;
+                g[t] = transient_join(s, _mm512_maskz_loadu_ps(mask, w + at), _mm512_maskz_loadu_ps(mask, w + at + next));
             }
             /* columns (each tap row x of g through G), then rows (each row of t through G) */
             __m512 t[6][3], o[6];
@@ -729,25 +723,27 @@ __attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void tr
 }
 
 /* U = G g G^T of weight panel p (CK_MR outputs, zero past the last) for every input channel, in float,
- * from weights in ck_direct_pack's layout (go outputs per group), stored as matrix xi of channel c at
- * dst0 + xi * mstride + c * CK_MR (dst0 and mstride keep 64-byte alignment: in_channels is a multiple of
- * 16). Four channels' 12 outputs are 48 floats, three whole vectors, and the transform works lane by
- * lane: so each tap of 4 channels is read as three vectors (transient_join: one or two masked loads per
- * channel, as a panel may straddle two output groups, then one permute), and each of the three goes
- * through the transform and is stored aligned in place. No lane is wasted and nothing is rearranged
+ * from weights in ck_conv_pack's layout or (`direct`) in ck_direct_pack's for a layer of 32 outputs (one
+ * group of the direct kernel), stored as matrix xi of channel c at dst0 + xi * mstride + c * CK_MR (dst0
+ * and mstride keep 64-byte alignment: in_channels is a multiple of 16). Four channels' 12 outputs are 48
+ * floats, three whole vectors, and the transform works lane by lane: so each tap of 4 channels is read as
+ * three vectors (transient_join: a masked load per channel, then one permute), and each of the three
+ * goes through the transform and is stored aligned in place. No lane is wasted and nothing is rearranged
  * after the transform: 1.4-1.8x faster than transforming each channel's 12 outputs in a 16-lane vector
  * and permuting the results every 4 channels (microbenchmark, 64 to 256 channels, the same U bit for
- * bit), and compact ResNet-152 at batch 1 went from 1.10 to 1.055x the default's latency. */
-__attribute__((target("avx512f,avx2,fma"))) static void transient_pack_panel(const ck_conv *cv, int m, int go, int p,
+ * bit), and compact ResNet-152 at batch 1 went from 1.10 to 1.055x the default's latency. From
+ * ck_conv_pack's layout a panel reads its channels' 108 floats each in order; from ck_direct_pack's, as
+ * wider layers were held, it read 12 of every row of 64 outputs, 9 rows 4 KiB apart: on ResNet's 256 ->
+ * 256 layer at 14 x 14, batch 1, two threads, 0.20 against 0.13 ms a thread per call, the same U bit for
+ * bit (and ResNet-152 at batch 1 1.055x against 1.0x). */
+__attribute__((target("avx512f,avx2,fma"))) static void transient_pack_panel(const ck_conv *cv, int m, int direct, int p,
                                                                              float *dst0, size_t mstride) {
-    const int o0 = p * CK_MR, last = (cv->out_channels < o0 + CK_MR ? cv->out_channels : o0 + CK_MR) - 1;
-    const int straddle = o0 / go != last / go;
-    if (m == 2) {
-        if (straddle) transient_pack_body(cv, 2, 1, go, p, dst0, mstride);
-        else transient_pack_body(cv, 2, 0, go, p, dst0, mstride);
+    if (direct) {
+        if (m == 2) transient_pack_body(cv, 2, 0, p, dst0, mstride);
+        else transient_pack_body(cv, 4, 0, p, dst0, mstride);
     } else {
-        if (straddle) transient_pack_body(cv, 4, 1, go, p, dst0, mstride);
-        else transient_pack_body(cv, 4, 0, go, p, dst0, mstride);
+        if (m == 2) transient_pack_body(cv, 2, 1, p, dst0, mstride);
+        else transient_pack_body(cv, 4, 1, p, dst0, mstride);
     }
 }
 
@@ -756,7 +752,7 @@ static void transient_pack_task(void *context, int p, int worker) {
     (void)worker;
     const wino_job *job = context;
     const size_t panel = (size_t)job->cv->in_channels * CK_MR;
-    transient_pack_panel(job->source, job->m, job->go, p, job->u + (size_t)p * panel, (size_t)job->mp * panel);
+    transient_pack_panel(job->source, job->m, job->direct, p, job->u + (size_t)p * panel, (size_t)job->mp * panel);
 }
 
 /* Fused mode: weight panels [p0, p1) of the chunk, each transformed once into the thread's scratch and
@@ -771,7 +767,7 @@ static void fused_task(void *context, int task, int worker) {
     float *u = ck_scratch(1, (size_t)job->na * ustride);
     float *m = ck_scratch(2, (size_t)job->na * CK_MR * T);
     for (int p = p0; p < p1; p++) {
-        transient_pack_panel(job->source, job->m, job->go, p, u, ustride);
+        transient_pack_panel(job->source, job->m, job->direct, p, u, ustride);
         for (int panel = 0; panel < job->panels; panel++) {
             panel_tiles pt;
             panel_setup(job, panel, &pt);
@@ -781,10 +777,14 @@ static void fused_task(void *context, int task, int worker) {
 }
 #endif
 
-void ck_winograd_transient_forward(int m, const ck_conv *cv, const ck_conv_io *io) {
+void ck_winograd_transient_forward(int m, int direct_layout, const ck_conv *cv, const ck_conv_io *io) {
 #if defined(__x86_64__)
-    forward(m, cv, io, 1);
+    if (direct_layout && cv->out_channels != ck_direct_group(cv->out_channels)) {
+        ck_direct_forward(cv, io); /* the transform reads ck_direct_pack's layout of one group only */
+        return;
+    }
+    forward(m, cv, io, direct_layout ? 2 : 1);
 #else
-    (void)m; (void)cv; (void)io;
+    (void)m; (void)direct_layout; (void)cv; (void)io;
 #endif
 }

@@ -54,10 +54,24 @@ final class ConvKernelWeights: @unchecked Sendable {
     /// Whether `packed` holds channel-blocked weights for the direct (non-grouped) kernel instead of GEMM
     /// panels.
     let direct: Bool
-    /// For direct weights of a Winograd geometry prepared without the Winograd layout (`allowWinograd`
-    /// false): the output tile size (4 or 2) of the Winograd kernel that calls with many tiles run on
-    /// weights transformed per call into scratch memory (`ck_winograd_transient_forward`); 0 elsewhere.
+    /// For a Winograd geometry prepared without the Winograd layout (`allowWinograd` false) on an AVX-512
+    /// CPU (`directEligible`): the output tile size (4 or 2) of the Winograd kernel that calls with many
+    /// tiles run on weights transformed per call into scratch memory (`ck_winograd_transient_forward`); 0
+    /// elsewhere. The weights are then GEMM panels with more than 32 outputs (`transientFromPanels`), else
+    /// direct weights.
     let transientTile: Int
+
+    /// Whether a Winograd geometry prepared without the Winograd layout keeps its weights as GEMM panels
+    /// rather than in the direct kernel's layout (AVX-512): with more than 32 outputs (a multiple of 32
+    /// for the direct kernel: more than one of its groups of outputs). The per-call
+    /// transform reads a panel's 12 outputs of a channel's 9 taps as 108 consecutive floats there, against
+    /// 12 of every row of 64 outputs, 9 rows 4 KiB apart, in the direct layout: measured on 256 -> 256 at
+    /// 14x14, batch 1, two threads, the call 1.12x the prepared Winograd layer's time against 1.27x. Calls
+    /// with few tiles then run the GEMM path, slower than the direct kernel on small planes (128 -> 128 at
+    /// 7x7, batch 1: 0.13 against 0.08 ms), which ResNets at 224 x 224 never make on these layers.
+    /// DenseNet's growth convolutions (32 outputs) keep the direct layout: at batch 1 their 14x14 and 7x7
+    /// calls have few tiles, and the direct kernel runs them 3x as fast as the GEMM path.
+    static func transientFromPanels(_ c: Conv2dConfig) -> Bool { c.outChannels > 32 }
 
     /// Whether a geometry may run as Winograd: 3x3, stride 1, padding 1, no dilation or groups, and either
     /// at most 128 channels in and out (F(4x4, 3x3)) or 129 to 256 in and out (F(2x2, 3x3),
@@ -118,10 +132,11 @@ final class ConvKernelWeights: @unchecked Sendable {
         smallTiles = winograd && Self.winograd2Eligible(c)
         precondition(!(winograd && scale != nil), "ConvKernelWeights: Winograd takes folded weights, not an output scale")
         grouped = specialize && !directOnly && !winograd && Self.groupedEligible(c)
-        direct = directOnly || (specialize && !winograd && !grouped && Self.directEligible(c))
+        let transient = specialize && !allowWinograd && !directOnly && Self.winogradEligible(c) && Self.directEligible(c)
+        direct = directOnly || (specialize && !winograd && !grouped && Self.directEligible(c)
+            && !(transient && Self.transientFromPanels(c)))
         precondition(!directOnly || Self.directEligible(c), "ConvKernelWeights: directOnly needs a directEligible geometry")
-        transientTile = direct && !directOnly && specialize && !allowWinograd && Self.winogradEligible(c)
-            ? (Self.winograd2Eligible(c) ? 2 : 4) : 0
+        transientTile = transient ? (Self.winograd2Eligible(c) ? 2 : 4) : 0
         if direct {
             packed = AlignedFloats(count: ck_direct_packed_count(
                 Int32(c.outChannels), Int32(c.inChannels), Int32(c.kernelH), Int32(c.kernelW)))
@@ -211,12 +226,10 @@ final class ConvKernelWeights: @unchecked Sendable {
             out: output, out_batch_stride: outputImageStride,
             residual: residual, residual_batch_stride: residualImageStride,
             in_scale: inputScale, in_shift: inputShift, relu: relu ? 1 : 0)
-        if direct {
-            if inputScale == nil && runsTransient(batch: batch, outH: outH, outW: outW) {
-                ck_winograd_transient_forward(Int32(transientTile), &cv, &io)
-            } else {
-                ck_direct_forward(&cv, &io)
-            }
+        if inputScale == nil && runsTransient(batch: batch, outH: outH, outW: outW) {
+            ck_winograd_transient_forward(Int32(transientTile), direct ? 1 : 0, &cv, &io)
+        } else if direct {
+            ck_direct_forward(&cv, &io)
         } else if !winograd && !grouped {
             ck_conv_forward(&cv, &io)
         } else if inputScale == nil {
@@ -239,8 +252,8 @@ final class ConvKernelWeights: @unchecked Sendable {
     }
 
     /// Whether a call (without an input prologue) of `batch` images with an `outH` x `outW` output runs
-    /// Winograd on weights transformed during the call: direct weights of a Winograd geometry
-    /// (`transientTile`) and enough tiles.
+    /// Winograd on weights transformed during the call: a Winograd geometry prepared without the Winograd
+    /// layout (`transientTile`) and enough tiles.
     func runsTransient(batch: Int, outH: Int, outW: Int) -> Bool {
         transientTile != 0 && Self.manyTiles(tile: transientTile, batch: batch, outH: outH, outW: outW)
     }

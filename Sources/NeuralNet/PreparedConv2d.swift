@@ -30,7 +30,9 @@ public struct PreparedConv2d: Sendable {
     ///
     /// `winograd` false prepares the Winograd geometries for the other kernels instead: the layer then
     /// holds one exact copy of its weights (a Winograd layer holds its transformed weights, 16/9 or 4x the
-    /// size, beside the direct kernel's copy), and its calls run the slower direct or GEMM paths.
+    /// size, beside the direct kernel's copy), and its calls run the direct or GEMM paths or, on AVX-512F
+    /// CPUs, Winograd on weights transformed during each call where there are many tiles
+    /// (`usesTransientWinograd`).
     public init(_ conv: Conv2d, winograd: Bool = true) {
         config = conv.config
         weights = conv.weight.withUnsafeBufferPointer { w in
@@ -159,7 +161,7 @@ public struct PreparedConv2d: Sendable {
 
     /// Whether a call on `batch` images of `height` x `width` (without an input prologue) runs Winograd,
     /// F(4x4, 3x3) or F(2x2, 3x3), on prepared or on transient weights (false for calls with few tiles,
-    /// which run the direct kernel).
+    /// which run the direct kernel or, for transient weights held as GEMM panels, the GEMM path).
     public func usesWinograd(batch: Int, height: Int, width: Int) -> Bool {
         let k = kernel(batch: batch, height: height, width: width)
         let (oh, ow) = outputSize(height: height, width: width)
@@ -169,9 +171,9 @@ public struct PreparedConv2d: Sendable {
     /// Whether this convolution holds Winograd-transformed weights, F(4x4, 3x3) or F(2x2, 3x3).
     public var usesWinograd: Bool { weights.winograd }
 
-    /// Whether this convolution holds its weights once, for the direct kernel, and runs calls with many
-    /// tiles as Winograd on weights transformed during the call (`winograd: false` on a Winograd geometry,
-    /// AVX-512F CPUs).
+    /// Whether this convolution holds its weights once, as GEMM panels (more than 32 outputs) or for the
+    /// direct kernel (32), and runs calls with many tiles as Winograd on weights transformed during the
+    /// call (`winograd: false` on a Winograd geometry, AVX-512F CPUs).
     public var usesTransientWinograd: Bool { weights.transientTile != 0 }
 
     /// Whether this convolution's Winograd layout is F(2x2, 3x3) (129 to 256 channels in and out).

@@ -409,12 +409,13 @@ struct KernelTests {
     @Test("the direct kernel in passes of a few images: a batch gives the same bits as each image alone (prologue, residual, ReLU)")
     func directPasses() throws {
         guard Engine.supportedInstructionSet == .avx512 else { return }  // the direct kernel is AVX-512 only
-        // Floats per image (padded input + sums): 16 x 42 x 42 + 1600 x 256 = 438 Ki (one image per
-        // pass of at most 512 Ki), 16 x 42 x 42 + 1600 x 128 = 233 Ki (two per pass: 2 + 1 at batch 3).
+        // 5x5 kernels (3x3 ones would be Winograd geometries). Floats per image (padded input + sums):
+        // 16 x 44 x 44 + 1600 x 256 = 430 Ki (one image per pass of at most 512 Ki), 16 x 44 x 44 + 1600
+        // x 128 = 230 Ki (two per pass: 2 + 1 at batch 3).
         for (i, cout) in [256, 128].enumerated() {
-            let config = Conv2dConfig(inChannels: 16, outChannels: cout, kernel: 3, padding: 1)
+            let config = Conv2dConfig(inChannels: 16, outChannels: cout, kernel: 5, padding: 2)
             let conv = try Self.conv(config, seed: UInt64(400 + i))
-            let prepared = PreparedConv2d(conv, winograd: false)  // 16 -> 128 would be Winograd
+            let prepared = PreparedConv2d(conv)
             let (n, h, w) = (3, 40, 40)
             let plane = h * w
             // Image strides larger than the data (a slice of a wider tensor), so that an offset image
@@ -456,11 +457,13 @@ struct KernelTests {
         }
     }
 
-    @Test("winograd: false prepares an eligible 3x3 layer for the direct or GEMM kernel: one exact copy, the bits of the Winograd layer's direct copy")
+    @Test("winograd: false prepares an eligible 3x3 layer for the GEMM or direct kernel: one exact copy; with 32 outputs the bits of the Winograd layer's direct copy")
     func withoutWinograd() throws {
-        // 64 -> 64 and 192 -> 256 (F(4x4) and F(2x2) geometries), with and without a batch norm; at 4x4
-        // the Winograd layer runs its direct copy (16 and 4 tiles), which must give the same bits.
-        for (i, (cin, cout)) in [(64, 64), (192, 256)].enumerated() {
+        // 64 -> 64 and 192 -> 256 (F(4x4) and F(2x2) geometries) hold GEMM panels, 128 -> 32 (DenseNet's
+        // growth convolution) the direct kernel's layout on AVX-512; with and without a batch norm. At
+        // 4x4 (16 and 4 tiles: too few) the calls run those kernels; with 32 outputs the Winograd layer's
+        // own direct copy runs alike and must give the same bits.
+        for (i, (cin, cout)) in [(64, 64), (192, 256), (128, 32)].enumerated() {
             let config = Conv2dConfig(inChannels: cin, outChannels: cout, kernel: 3, padding: 1)
             let conv = try Self.conv(config, seed: UInt64(450 + i))
             let bn = try Self.batchNorm(cout, seeds: (UInt64(460 + i), UInt64(470 + i), UInt64(480 + i), UInt64(490 + i)))
@@ -468,10 +471,11 @@ struct KernelTests {
                 let fast = try PreparedConv2d(conv, batchNorm: norm)
                 let compact = try PreparedConv2d(conv, batchNorm: norm, winograd: false)
                 #expect(fast.usesWinograd)
-                let direct = Engine.supportedInstructionSet == .avx512
+                let avx512 = Engine.supportedInstructionSet == .avx512
+                let direct = avx512 && cout == 32
                 // 2 x 14 x 14: 32 tiles of 4x4 (too few), 98 of 2x2 (transient F(2x2) on AVX-512)
-                #expect(!compact.usesWinograd && compact.usesTransientWinograd == direct)
-                #expect(compact.usesWinograd(batch: 2, height: 14, width: 14) == (direct && cin > 128))
+                #expect(!compact.usesWinograd && compact.usesTransientWinograd == avx512)
+                #expect(compact.usesWinograd(batch: 2, height: 14, width: 14) == (avx512 && cin > 128))
                 #expect(compact.weightsAsGiven().elementsEqual(conv.weight) { $0.bitPattern == $1.bitPattern })
                 // One copy: the weights (packed with no padding for the direct kernel, or in panels of
                 // 12 rows for the GEMM), the bias, and the batch norm's scale.
@@ -495,11 +499,12 @@ struct KernelTests {
     @Test("winograd: false runs calls with many tiles as Winograd on weights transformed per call: within 2e-5 of the reference, both scheduling modes, the same bits at 1 and 2 threads")
     func transientWinograd() throws {
         guard Engine.supportedInstructionSet == .avx512 else { return } // the direct layout it reads is AVX-512 only
-        // F(4x4): 64 -> 128 (weight panels of 12 rows straddle the direct layout's groups of 64 outputs),
-        // 32 -> 96 (groups of 32); F(2x2): 144 -> 160. Inputs: one image (few panels of tiles: at two
-        // threads each task transforms its weight panels in its own scratch, when there are at least 8)
-        // and several (the layer's weights transformed first), with batch norm, residual and ReLU.
-        let geometries = [(64, 128, 4), (32, 96, 4), (144, 160, 2)]
+        // F(4x4): 64 -> 128 and 32 -> 96 (weights in GEMM panels of 12 rows, the last one part zero),
+        // 128 -> 32 and 16 -> 32 (in the direct kernel's layout); F(2x2): 144 -> 160. Inputs: one image
+        // (few panels of tiles: at two threads each task transforms its weight panels in its own scratch,
+        // when there are at least 8) and several (the layer's weights transformed first), with batch
+        // norm, residual and ReLU.
+        let geometries = [(64, 128, 4), (32, 96, 4), (128, 32, 4), (16, 32, 4), (144, 160, 2)]
         for (i, (cin, cout, tile)) in geometries.enumerated() {
             let config = Conv2dConfig(inChannels: cin, outChannels: cout, kernel: 3, padding: 1)
             let conv = try Self.conv(config, seed: UInt64(700 + i))
