@@ -255,8 +255,21 @@ final class ConvKernelWeights: @unchecked Sendable {
     /// Winograd on weights transformed during the call: a Winograd geometry prepared without the Winograd
     /// layout (`transientTile`) and enough tiles.
     func runsTransient(batch: Int, outH: Int, outW: Int) -> Bool {
-        transientTile != 0 && Self.manyTiles(tile: transientTile, batch: batch, outH: outH, outW: outW)
+        guard transientTile != 0 else { return false }
+        if transientTile == 4 && !direct {
+            // GEMM panels: the calls with fewer tiles run the GEMM path, not the direct kernel
+            return batch * ((outH + 3) / 4) * ((outW + 3) / 4) >= Self.fewPanelTiles
+        }
+        return Self.manyTiles(tile: transientTile, batch: batch, outH: outH, outW: outW)
     }
+
+    /// Calls of a Winograd F(4x4, 3x3) geometry held as GEMM panels (`transientFromPanels`) with fewer
+    /// output tiles than this run the GEMM path; from it on, Winograd on transient weights, which is
+    /// faster than the GEMM path there (measured at two threads, batch 1: 64 -> 64 at 14x14, 16 tiles,
+    /// 0.098 against 0.134 ms, 128 -> 128 0.263 against 0.343; at 12x12, 9 tiles, about equal: 0.094
+    /// against 0.107 and 0.265 against 0.269; at 7x7 and 8x8, 4 tiles, the GEMM path 0.054 and 0.131
+    /// against 0.095 and 0.258).
+    static let fewPanelTiles = 16
 
     /// Whether a call of `batch` images with an `outH` x `outW` output has enough output tiles of
     /// `tile` x `tile` for Winograd to be faster than the direct kernel: at least `fewTiles` of 4x4 or

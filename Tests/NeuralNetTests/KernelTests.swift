@@ -473,9 +473,11 @@ struct KernelTests {
                 #expect(fast.usesWinograd)
                 let avx512 = Engine.supportedInstructionSet == .avx512
                 let direct = avx512 && cout == 32
-                // 2 x 14 x 14: 32 tiles of 4x4 (too few), 98 of 2x2 (transient F(2x2) on AVX-512)
+                // 2 x 14 x 14: 32 tiles of 4x4 (enough for GEMM panels, too few for the direct layout),
+                // 98 of 2x2 (transient F(2x2) on AVX-512); 1 x 12 x 12: 9 tiles of 4x4 (too few)
                 #expect(!compact.usesWinograd && compact.usesTransientWinograd == avx512)
-                #expect(compact.usesWinograd(batch: 2, height: 14, width: 14) == (avx512 && cin > 128))
+                #expect(compact.usesWinograd(batch: 2, height: 14, width: 14) == (avx512 && !direct))
+                #expect(compact.usesWinograd(batch: 1, height: 12, width: 12) == (avx512 && cin > 128))
                 #expect(compact.weightsAsGiven().elementsEqual(conv.weight) { $0.bitPattern == $1.bitPattern })
                 // One copy: the weights (packed with no padding for the direct kernel, or in panels of
                 // 12 rows for the GEMM), the bias, and the batch norm's scale.
