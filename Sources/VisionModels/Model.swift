@@ -30,7 +30,7 @@ public struct LoadOptions: Sendable {
         /// still run as Winograd where that pays, on weights transformed during each call into scratch
         /// memory (a few MiB at most: one layer's, or a weight panel per thread), which costs some of their
         /// speed: ResNet-50 and ResNet-152 at batch 1 1.02x and 1.03x the default's latency (interleaved,
-        /// 2 threads), ResNet-18/50/152 1.00-1.04x over two full benchmark runs at batch 1 and 8. Elsewhere
+        /// 2 threads), ResNet-18/50/152 1.00-1.04x over three full benchmark runs at batch 1 and 8. Elsewhere
         /// they run the GEMM path.
         case compact
     }
