@@ -255,12 +255,10 @@ final class ConvKernelWeights: @unchecked Sendable {
     /// Winograd on weights transformed during the call: a Winograd geometry prepared without the Winograd
     /// layout (`transientTile`) and enough tiles.
     func runsTransient(batch: Int, outH: Int, outW: Int) -> Bool {
-        guard transientTile != 0 else { return false }
-        if transientTile == 4 && !direct {
-            // GEMM panels: the calls with fewer tiles run the GEMM path, not the direct kernel
-            return batch * ((outH + 3) / 4) * ((outW + 3) / 4) >= Self.fewPanelTiles
-        }
-        return Self.manyTiles(tile: transientTile, batch: batch, outH: outH, outW: outW)
+        // GEMM panels: the calls with fewer tiles run the GEMM path, not the direct kernel
+        transientTile != 0 && Self.manyTiles(
+            tile: transientTile, batch: batch, outH: outH, outW: outW,
+            least: transientTile == 4 && !direct ? Self.fewPanelTiles : nil)
     }
 
     /// Calls of a Winograd F(4x4, 3x3) geometry held as GEMM panels (`transientFromPanels`) with fewer
@@ -273,10 +271,11 @@ final class ConvKernelWeights: @unchecked Sendable {
 
     /// Whether a call of `batch` images with an `outH` x `outW` output has enough output tiles of
     /// `tile` x `tile` for Winograd to be faster than the direct kernel: at least `fewTiles` of 4x4 or
-    /// `fewSmallTiles` of 2x2 (measured on these networks' layers; see `PreparedConv2d`).
-    static func manyTiles(tile: Int, batch: Int, outH: Int, outW: Int) -> Bool {
+    /// `fewSmallTiles` of 2x2 (measured on these networks' layers; see `PreparedConv2d`), or `least`
+    /// where another kernel is the alternative.
+    static func manyTiles(tile: Int, batch: Int, outH: Int, outW: Int, least: Int? = nil) -> Bool {
         let tiles = batch * ((outH + tile - 1) / tile) * ((outW + tile - 1) / tile)
-        return tiles >= (tile == 2 ? fewSmallTiles : fewTiles)
+        return tiles >= (least ?? (tile == 2 ? fewSmallTiles : fewTiles))
     }
 
     /// Calls of a Winograd F(4x4, 3x3) layer with fewer output tiles than this (over the batch) run the
