@@ -58,7 +58,8 @@ final class ConvKernelWeights: @unchecked Sendable {
     /// CPU (`directEligible`): the output tile size (4 or 2) of the Winograd kernel that calls with many
     /// tiles run on weights transformed per call into scratch memory (`ck_winograd_transient_forward`); 0
     /// elsewhere. The weights are then GEMM panels with more than 32 outputs (`transientFromPanels`), else
-    /// direct weights.
+    /// direct weights. An F(2x2) geometry held as GEMM panels runs F(4x4) on calls with a full panel of
+    /// 4x4 tiles (`transientCallTile`).
     let transientTile: Int
 
     /// Whether a Winograd geometry prepared without the Winograd layout keeps its weights as GEMM panels
@@ -88,8 +89,10 @@ final class ConvKernelWeights: @unchecked Sendable {
     /// There a plane is 49 tiles of 2x2 but only 16 of 4x4, half of a 32-tile panel. Measured on 256
     /// channels at 14x14, batch 1: F(2x2) 1.01 ms at one thread and 0.74 at two, F(4x4) 1.21 and 0.89, the
     /// direct kernel 1.47 and 1.03. The transformed weights take 16/9 of the original size (F(4x4): 4x),
-    /// besides the direct kernel's copy a prepared layer keeps for calls with few tiles (and to give the
-    /// weights back): ResNet-152 holds about 150 MB more than with the direct kernel alone.
+    /// besides the copy as given a prepared layer keeps (GEMM panels: `PreparedConv2d.few`) for calls with
+    /// few tiles, for calls with a full panel of 4x4 tiles (batch 2 and up at 14x14), which it runs as
+    /// F(4x4) on weights transformed per call, and to give the weights back: ResNet-152 holds about 150
+    /// MB more than with one copy.
     static func winograd2Eligible(_ c: Conv2dConfig) -> Bool {
         c.inChannels > 128 && c.inChannels <= 256 && c.outChannels > 128 && c.outChannels <= 256
     }
@@ -226,8 +229,9 @@ final class ConvKernelWeights: @unchecked Sendable {
             out: output, out_batch_stride: outputImageStride,
             residual: residual, residual_batch_stride: residualImageStride,
             in_scale: inputScale, in_shift: inputShift, relu: relu ? 1 : 0)
-        if inputScale == nil && runsTransient(batch: batch, outH: outH, outW: outW) {
-            ck_winograd_transient_forward(Int32(transientTile), direct ? 1 : 0, &cv, &io)
+        let tile = inputScale == nil ? transientCallTile(batch: batch, outH: outH, outW: outW) : 0
+        if tile != 0 {
+            ck_winograd_transient_forward(Int32(tile), direct ? 1 : 0, &cv, &io)
         } else if direct {
             ck_direct_forward(&cv, &io)
         } else if !winograd && !grouped {
@@ -252,14 +256,37 @@ final class ConvKernelWeights: @unchecked Sendable {
     }
 
     /// Whether a call (without an input prologue) of `batch` images with an `outH` x `outW` output runs
-    /// Winograd on weights transformed during the call: a Winograd geometry prepared without the Winograd
-    /// layout (`transientTile`) and enough tiles.
+    /// Winograd on weights transformed during the call (`transientCallTile` not 0).
     func runsTransient(batch: Int, outH: Int, outW: Int) -> Bool {
+        transientCallTile(batch: batch, outH: outH, outW: outW) != 0
+    }
+
+    /// The output tile (4 or 2) of the Winograd kernel a call (without an input prologue) of `batch` images
+    /// with an `outH` x `outW` output runs on weights transformed during the call, or 0 when it runs this
+    /// object's other kernel (the GEMM path for GEMM panels, else the direct kernel): a Winograd geometry
+    /// prepared without the Winograd layout (`transientTile`) and enough tiles. An F(2x2) geometry held as
+    /// GEMM panels runs F(4x4) once its 4x4 tiles fill a panel (`fullPanelTiles`).
+    func transientCallTile(batch: Int, outH: Int, outW: Int) -> Int {
+        guard transientTile != 0 else { return 0 }
+        if transientTile == 2 && !direct
+            && Self.manyTiles(tile: 4, batch: batch, outH: outH, outW: outW, least: Self.fullPanelTiles) {
+            return 4
+        }
         // GEMM panels: the calls with fewer tiles run the GEMM path, not the direct kernel
-        transientTile != 0 && Self.manyTiles(
+        let many = Self.manyTiles(
             tile: transientTile, batch: batch, outH: outH, outW: outW,
             least: transientTile == 4 && !direct ? Self.fewPanelTiles : nil)
+        return many ? transientTile : 0
     }
+
+    /// An F(2x2, 3x3) geometry (129 to 256 channels) with its weights held as GEMM panels runs calls with
+    /// at least this many tiles of 4x4 (one full panel of the Winograd GEMMs) as F(4x4, 3x3) on weights
+    /// transformed during the call, faster there than F(2x2) on prepared weights. Measured on 256 -> 256
+    /// (2 threads; 1 thread in brackets), F(4x4) transient against F(2x2) prepared: at 14x14, batch 2 (32
+    /// tiles) 0.92 against 1.10 ms (1.89 against 2.17), batch 8 3.35 against 3.66 (6.48 against 6.99); at
+    /// 28x28, batch 1 (49 tiles) 1.69 against 2.19. With fewer tiles F(2x2) is faster or even: 14x14 at
+    /// batch 1 (16 tiles) 0.95 against 0.57 ms, 18x18 (25 tiles) 0.94 against 0.95 (1.93 against 1.64).
+    static let fullPanelTiles = 32
 
     /// Calls of a Winograd F(4x4, 3x3) geometry held as GEMM panels (`transientFromPanels`) with fewer
     /// output tiles than this run the GEMM path; from it on, Winograd on transient weights, which is

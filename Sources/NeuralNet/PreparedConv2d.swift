@@ -12,12 +12,15 @@ public struct PreparedConv2d: Sendable {
     /// The OIHW weights as given, kept only where neither `weights` nor `few` can give them back
     /// (Winograd on a geometry the direct kernel does not take).
     let original: [Float]?
-    /// For a Winograd layer, the same convolution (weights as given, batch norm in the epilogue) for the
-    /// direct channel-blocked kernel, run instead when a call has few output tiles
-    /// (`ConvKernelWeights.manyTiles`: fewer than 48 of 4x4, small planes at small batches, where
-    /// Winograd's panels of 32 tiles are mostly padding: measured 2x faster at 14x14 and 4x at 7x7 for
-    /// DenseNet's 128 -> 32 layers at batch 1, slower from 28x28; for F(2x2, 3x3) fewer than 20 of 2x2).
-    /// Nil elsewhere, or where the direct kernel does not apply.
+    /// For a Winograd layer, the same convolution (weights as given, batch norm in the epilogue) run
+    /// instead when a call has few output tiles (`ConvKernelWeights.manyTiles`: fewer than 48 of 4x4,
+    /// small planes at small batches, where Winograd's panels of 32 tiles are mostly padding: measured 2x
+    /// faster at 14x14 and 4x at 7x7 for DenseNet's 128 -> 32 layers at batch 1, slower from 28x28; for
+    /// F(2x2, 3x3) fewer than 20 of 2x2). For F(4x4) layers it is the direct channel-blocked kernel's
+    /// copy. For F(2x2) layers it is the layer prepared without Winograd (`init(_:winograd:)` with false:
+    /// GEMM panels), which also runs the calls with at least a panel of 4x4 tiles as F(4x4) on weights
+    /// transformed per call (`ConvKernelWeights.fullPanelTiles`; faster there than the prepared F(2x2)
+    /// weights, and no second transformed copy held). Nil where the direct kernel does not apply.
     let few: ConvKernelWeights?
 
     /// Packs `conv`'s weights (and copies its bias) into the kernels' layout. A 3x3 stride-1 convolution
@@ -30,9 +33,10 @@ public struct PreparedConv2d: Sendable {
     ///
     /// `winograd` false prepares the Winograd geometries for the other kernels instead: the layer then
     /// holds one exact copy of its weights (a Winograd layer holds its transformed weights, 16/9 or 4x the
-    /// size, beside the direct kernel's copy), and its calls run the direct or GEMM paths or, on AVX-512F
+    /// size, beside a copy as given: `few`), and its calls run the direct or GEMM paths or, on AVX-512F
     /// CPUs, Winograd on weights transformed during each call where there are many tiles
-    /// (`usesTransientWinograd`).
+    /// (`usesTransientWinograd`; F(2x2) geometries run F(4x4) from a full panel of 4x4 tiles,
+    /// `winogradTile(batch:height:width:)`).
     public init(_ conv: Conv2d, winograd: Bool = true) {
         config = conv.config
         weights = conv.weight.withUnsafeBufferPointer { w in
@@ -40,10 +44,11 @@ public struct PreparedConv2d: Sendable {
                 ConvKernelWeights(config: conv.config, weight: w.baseAddress!, bias: b, specialize: true, allowWinograd: winograd)
             }
         }
-        few = weights.winograd && ConvKernelWeights.directEligible(conv.config)
+        let (winogradLayout, smallTiles) = (weights.winograd, weights.smallTiles)
+        few = winogradLayout && ConvKernelWeights.directEligible(conv.config)
             ? conv.weight.withUnsafeBufferPointer { w in
                 withOptionalPointer(conv.bias) { b in
-                    ConvKernelWeights(config: conv.config, weight: w.baseAddress!, bias: b, directOnly: true)
+                    Self.fewCopy(conv.config, weight: w.baseAddress!, scale: nil, bias: b, smallTiles: smallTiles)
                 }
             } : nil
         original = weights.winograd && few == nil ? conv.weight : nil
@@ -74,7 +79,7 @@ public struct PreparedConv2d: Sendable {
                 few = conv.weight.withUnsafeBufferPointer { w in
                     scale.withUnsafeBufferPointer { s in
                         bias.withUnsafeBufferPointer { b in
-                            ConvKernelWeights(config: conv.config, weight: w.baseAddress!, scale: s.baseAddress!, bias: b.baseAddress!, directOnly: true)
+                            Self.fewCopy(conv.config, weight: w.baseAddress!, scale: s.baseAddress!, bias: b.baseAddress!, smallTiles: wino.smallTiles)
                         }
                     }
                 }
@@ -85,6 +90,16 @@ public struct PreparedConv2d: Sendable {
         self = try conv.weight.withUnsafeBufferPointer { (w) throws(NeuralNetError) in
             try PreparedConv2d(config: conv.config, weight: w, bias: conv.bias, batchNorm: bn, winograd: winograd)
         }
+    }
+
+    /// A Winograd layer's copy of its weights as given (`few`): for the direct kernel after F(4x4), as
+    /// GEMM panels that also run transient F(4x4) after F(2x2) (`smallTiles`).
+    private static func fewCopy(
+        _ config: Conv2dConfig, weight: UnsafePointer<Float>, scale: UnsafePointer<Float>?, bias: UnsafePointer<Float>?, smallTiles: Bool
+    ) -> ConvKernelWeights {
+        smallTiles
+            ? ConvKernelWeights(config: config, weight: weight, scale: scale, bias: bias, specialize: true, allowWinograd: false)
+            : ConvKernelWeights(config: config, weight: weight, scale: scale, bias: bias, directOnly: true)
     }
 
     /// Prepares a convolution of `config` with OIHW weights read from `weight` (which is not kept: it may
@@ -151,21 +166,31 @@ public struct PreparedConv2d: Sendable {
         self.few = few
     }
 
-    /// The prepared weights a call on `batch` images of `height` x `width` runs: the direct copy of a
-    /// Winograd layer when the call has few tiles (`ConvKernelWeights.manyTiles`), else the main ones.
+    /// The prepared weights a call on `batch` images of `height` x `width` runs: a Winograd layer's copy
+    /// as given (`few`) when the call has few tiles (`ConvKernelWeights.manyTiles`) or, after F(2x2), a
+    /// full panel of 4x4 tiles (transient F(4x4)), else the main ones.
     func kernel(batch: Int, height: Int, width: Int) -> ConvKernelWeights {
         guard let few else { return weights }
         let (oh, ow) = outputSize(height: height, width: width)
+        if few.transientCallTile(batch: batch, outH: oh, outW: ow) == 4 { return few }
         return ConvKernelWeights.manyTiles(tile: weights.smallTiles ? 2 : 4, batch: batch, outH: oh, outW: ow) ? weights : few
     }
 
     /// Whether a call on `batch` images of `height` x `width` (without an input prologue) runs Winograd,
     /// F(4x4, 3x3) or F(2x2, 3x3), on prepared or on transient weights (false for calls with few tiles,
-    /// which run the direct kernel or, for transient weights held as GEMM panels, the GEMM path).
+    /// which run the direct kernel or, for weights held as GEMM panels, the GEMM path).
     public func usesWinograd(batch: Int, height: Int, width: Int) -> Bool {
+        winogradTile(batch: batch, height: height, width: width) != 0
+    }
+
+    /// The output tile of the Winograd kernel a call on `batch` images of `height` x `width` (without an
+    /// input prologue) runs: 4 for F(4x4, 3x3), 2 for F(2x2, 3x3), on prepared or transient weights; 0
+    /// when it runs another kernel.
+    public func winogradTile(batch: Int, height: Int, width: Int) -> Int {
         let k = kernel(batch: batch, height: height, width: width)
+        if k.winograd { return k.smallTiles ? 2 : 4 }
         let (oh, ow) = outputSize(height: height, width: width)
-        return k.winograd || k.runsTransient(batch: batch, outH: oh, outW: ow)
+        return k.transientCallTile(batch: batch, outH: oh, outW: ow)
     }
 
     /// Whether this convolution holds Winograd-transformed weights, F(4x4, 3x3) or F(2x2, 3x3).

@@ -22,16 +22,18 @@ public struct LoadOptions: Sendable {
     /// How a model keeps its weights: the speed of the 3x3 layers against the memory they take.
     public enum Memory: Sendable, Equatable {
         /// Stride-1 3x3 convolutions of up to 256 channels keep Winograd-transformed weights (4x the size
-        /// of the weights up to 128 channels, 16/9 above) beside the direct kernel's copy, which serves
-        /// small planes and gives the weights back: the fastest inference.
+        /// of the weights up to 128 channels, F(4x4, 3x3); 16/9 above, F(2x2, 3x3)) beside a copy as
+        /// given, which serves small planes and gives the weights back; above 128 channels it also runs
+        /// calls with 32 tiles of 4x4 or more (batch 2 and up at 14x14) as F(4x4) on weights transformed
+        /// during the call, faster there than the held F(2x2) weights. The fastest inference.
         case fast
         /// Every weight is held once, packed for the direct or GEMM kernels: the model's memory is its
         /// weights plus the buffers of the inferences running. On AVX-512 CPUs the Winograd geometries
         /// still run as Winograd where that pays, on weights transformed during each call into scratch
-        /// memory (a few MiB at most: one layer's, or a weight panel per thread), which costs some of their
-        /// speed: ResNet-50 and ResNet-152 at batch 1 1.02x and 1.03x the default's latency (interleaved,
-        /// 2 threads), ResNet-18/50/152 1.00-1.04x over three full benchmark runs at batch 1 and 8. Elsewhere
-        /// they run the GEMM path.
+        /// memory (one layer's at most, 9 MiB for 256 channels in F(4x4); or a weight panel per thread),
+        /// which costs some of their speed: ResNet-50 and ResNet-152 at batch 1 1.02x and 1.03x the
+        /// default's latency (interleaved, 2 threads), ResNet-18/50/152 1.00-1.04x over three full
+        /// benchmark runs at batch 1 and 8. Elsewhere they run the GEMM path.
         case compact
     }
 

@@ -395,12 +395,14 @@ struct KernelTests {
         let prepared = try PreparedConv2d(conv, batchNorm: bn)
         #expect(prepared.usesWinogradSmallTiles)
         #expect(prepared.weightsAsGiven().elementsEqual(conv.weight) { $0.bitPattern == $1.bitPattern })
-        for (n, size) in [(1, 14), (1, 6), (3, 8)] {
+        // (batch, size, tile on AVX-512): 49 and 48 tiles of 2x2 (F(2x2)); 9 (the copy as given, GEMM
+        // path); 2 x 14 x 14 = 32 tiles of 4x4, a full panel: that copy's transient F(4x4)
+        for (n, size, tile) in [(1, 14, 2), (1, 6, 0), (3, 8, 2), (2, 14, 4)] {
             let x = try Tensor(shape: [n, 192, size, size], data: Self.values(n * 192 * size * size, seed: UInt64(325 + n + size)))
             let reference = try bn(try Self.reference(conv, x), activation: .relu)
             let out = Self.run(prepared, x)
-            let tiles = n * ((size + 1) / 2) * ((size + 1) / 2)
-            #expect(prepared.usesWinograd(batch: n, height: size, width: size) == (tiles >= 20 || !direct))
+            #expect(prepared.winogradTile(batch: n, height: size, width: size) == (direct ? tile : 2), "batch \(n), \(size)x\(size)")
+            #expect(prepared.usesWinograd(batch: n, height: size, width: size) == (tile != 0 || !direct))
             let e = Self.relativeError(out, reference.data)
             #expect(e <= 2e-5, "batch norm, batch \(n), \(size)x\(size): relative error \(e)")
         }
@@ -502,10 +504,12 @@ struct KernelTests {
     func transientWinograd() throws {
         guard Engine.supportedInstructionSet == .avx512 else { return } // the direct layout it reads is AVX-512 only
         // F(4x4): 64 -> 128 and 32 -> 96 (weights in GEMM panels of 12 rows, the last one part zero),
-        // 128 -> 32 and 16 -> 32 (in the direct kernel's layout); F(2x2): 144 -> 160. Inputs: one image
-        // (few panels of tiles: at two threads each task transforms its weight panels in its own scratch,
-        // when there are at least 8) and several (the layer's weights transformed first), with batch
-        // norm, residual and ReLU.
+        // 128 -> 32 and 16 -> 32 (in the direct kernel's layout); F(2x2): 144 -> 160, which runs F(4x4)
+        // from a full panel of 4x4 tiles (1 x 28 x 28: 49; 3 x 30 x 30: 192), F(2x2) below (1 x 13 x 13:
+        // 16). Inputs with 2, 3 and 6 panels of 32 tiles: each task transforms its weight panels in its
+        // own scratch (fused) with at most 2 panels per thread and at least 4 weight panels per thread
+        // (not the direct layout's 3), else the layer's weights are transformed first: 2 x 24 x 24 runs
+        // the second way at one thread and the first at two. With batch norm, residual and ReLU.
         let geometries = [(64, 128, 4), (32, 96, 4), (128, 32, 4), (16, 32, 4), (144, 160, 2)]
         for (i, (cin, cout, tile)) in geometries.enumerated() {
             let config = Conv2dConfig(inChannels: cin, outChannels: cout, kernel: 3, padding: 1)
@@ -514,8 +518,9 @@ struct KernelTests {
             for norm in [nil, bn] {
                 let compact = try PreparedConv2d(conv, batchNorm: norm, winograd: false)
                 #expect(compact.usesTransientWinograd && !compact.usesWinograd)
-                for (n, size) in tile == 2 ? [(1, 13), (1, 28), (3, 30)] : [(1, 28), (3, 30)] {
+                for (n, size) in tile == 2 ? [(1, 13), (1, 28), (2, 24), (3, 30)] : [(1, 28), (2, 24), (3, 30)] {
                     #expect(compact.usesWinograd(batch: n, height: size, width: size), "\(cin) -> \(cout) at \(n) x \(size)")
+                    #expect(compact.winogradTile(batch: n, height: size, width: size) == (size == 13 ? 2 : 4), "\(cin) -> \(cout) at \(n) x \(size)")
                     let x = try Tensor(shape: [n, cin, size, size], data: Self.values(n * cin * size * size, seed: UInt64(750 + i)))
                     let r = try Tensor(shape: [n, cout, size, size], data: Self.values(n * cout * size * size, seed: UInt64(760 + i)))
                     let direct = try Self.reference(conv, x)
