@@ -692,18 +692,26 @@ __attribute__((target("avx512f,avx2,fma"), always_inline)) static inline __m512 
 }
 
 /* transient_pack_panel for tile size m from weights in ck_conv_pack's layout (`gemm`) or in
- * ck_direct_pack's (both constants where it is inlined: its loops unrolled, its matrices in registers). */
+ * ck_direct_pack's, where with `straddle` the panel's outputs run past the end of a direct group into the
+ * next (all three constants where it is inlined: its loops unrolled, its matrices in registers). */
 __attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void transient_pack_body(
-    const ck_conv *cv, const int m, const int gemm, int p, float *dst0, size_t mstride) {
-    const int cin = cv->in_channels, k = m + 2, go = cv->out_channels;
+    const ck_conv *cv, const int m, const int gemm, const int straddle, int p, float *dst0, size_t mstride) {
+    const int cin = cv->in_channels, k = m + 2;
     const int o0 = p * CK_MR;
     const int rows = cv->out_channels - o0 < CK_MR ? cv->out_channels - o0 : CK_MR;
     /* ck_conv_pack: the panel's [c * 9 + tap][CK_MR] (zero rows past the last output), a channel's 9 taps
-     * 108 floats apart. ck_direct_pack, with its one group of 32 outputs: [c / 16][tap][c % 16][32]. */
+     * 108 floats apart. ck_direct_pack: groups of go outputs, each [c / 16][tap][c % 16][go]; the panel
+     * starts at output o0 % go of group o0 / go, and its first n1 outputs are there, the rest (straddle)
+     * at the start of the next group, read from w1 at the same offsets (lanes n1 ... rows - 1). */
+    const int go = gemm ? CK_MR : ck_direct_group(cv->out_channels);
+    const size_t group = (size_t)cin * 9 * go;
     const size_t per_block = (size_t)9 * 16 * go;
     const size_t tap = gemm ? CK_MR : (size_t)16 * go, next = gemm ? 9 * CK_MR : (size_t)go; /* to the next channel */
-    const float *w = gemm ? cv->packed + (size_t)p * cin * 9 * CK_MR : cv->packed + o0;
-    const __mmask16 mask = (__mmask16)((1u << (gemm ? CK_MR : rows)) - 1);
+    const float *w = gemm ? cv->packed + (size_t)p * cin * 9 * CK_MR : cv->packed + (size_t)(o0 / go) * group + o0 % go;
+    const int n1 = gemm ? CK_MR : (rows < go - o0 % go ? rows : go - o0 % go);
+    const __mmask16 mask = (__mmask16)((1u << (gemm ? CK_MR : n1)) - 1);
+    const __mmask16 mask1 = (__mmask16)(((1u << rows) - 1) & ~((1u << n1) - 1));
+    const float *w1 = straddle ? cv->packed + (size_t)(o0 / go + 1) * group - n1 : w;
     for (int c = 0; c < cin; c += 4) {
         float *d = dst0 + (size_t)c * CK_MR;
         /* channel c's first tap; c + 1 .. c + 3 follow, `next` floats apart (in ck_direct_pack's layout in
@@ -713,7 +721,12 @@ __attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void tr
             __m512 g[9];
             for (int t = 0; t < 9; t++) {
                 const size_t at = off + (size_t)s * next + (size_t)t * tap;
-                g[t] = transient_join(s, _mm512_maskz_loadu_ps(mask, w + at), _mm512_maskz_loadu_ps(mask, w + at + next));
+                __m512 a = _mm512_maskz_loadu_ps(mask, w + at), b = _mm512_maskz_loadu_ps(mask, w + at + next);
+                if (straddle) {
+                    a = _mm512_mask_loadu_ps(a, mask1, w1 + at);
+                    b = _mm512_mask_loadu_ps(b, mask1, w1 + at + next);
+                }
+                g[t] = transient_join(s, a, b);
             }
             /* columns (each tap row x of g through G), then rows (each row of t through G) */
             __m512 t[6][3], o[6];
@@ -730,27 +743,36 @@ __attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void tr
 }
 
 /* U = G g G^T of weight panel p (CK_MR outputs, zero past the last) for every input channel, in float,
- * from weights in ck_conv_pack's layout or (`direct`) in ck_direct_pack's for a layer of 32 outputs (one
- * group of the direct kernel), stored as matrix xi of channel c at dst0 + xi * mstride + c * CK_MR (dst0
- * and mstride keep 64-byte alignment: in_channels is a multiple of 16). Four channels' 12 outputs are 48
- * floats, three whole vectors, and the transform works lane by lane: so each tap of 4 channels is read as
- * three vectors (transient_join: a masked load per channel, then one permute), and each of the three
- * goes through the transform and is stored aligned in place. No lane is wasted and nothing is rearranged
- * after the transform: 1.4-1.8x faster than transforming each channel's 12 outputs in a 16-lane vector
- * and permuting the results every 4 channels (microbenchmark, 64 to 256 channels, the same U bit for
- * bit), and compact ResNet-152 at batch 1 went from 1.10 to 1.055x the default's latency. From
- * ck_conv_pack's layout a panel reads its channels' 108 floats each in order; from ck_direct_pack's, as
- * wider layers were held, it read 12 of every row of 64 outputs, 9 rows 4 KiB apart: on ResNet's 256 ->
- * 256 layer at 14 x 14, batch 1, two threads, 0.20 against 0.13 ms a thread per call, the same U bit for
- * bit (and ResNet-152 at batch 1 1.055x against 1.0x). */
+ * from weights in ck_conv_pack's layout or (`direct`) in ck_direct_pack's, stored as matrix xi of channel
+ * c at dst0 + xi * mstride + c * CK_MR (dst0 and mstride keep 64-byte alignment: in_channels is a multiple
+ * of 16). Four channels' 12 outputs are 48 floats, three whole vectors, and the transform works lane by
+ * lane: so each tap of 4 channels is read as three vectors (transient_join: a masked load per channel,
+ * then one permute; from ck_direct_pack's layout a second masked load per channel for a panel that
+ * straddles two of its groups of outputs), and each of the three goes through the transform and is
+ * stored aligned in place. No lane is wasted and nothing is rearranged after the transform: 1.4-1.8x
+ * faster than transforming each channel's 12 outputs in a 16-lane vector and permuting the results every
+ * 4 channels (microbenchmark, 64 to 256 channels, the same U bit for bit), and compact ResNet-152 at
+ * batch 1 went from 1.10 to 1.055x the default's latency. From ck_conv_pack's layout a panel reads its
+ * channels' 108 floats each in order; from ck_direct_pack's, 12 of every row of 64 outputs, 9 rows 4 KiB
+ * apart: on ResNet's 256 -> 256 layer at 14 x 14, batch 1, two threads, 0.20 against 0.13 ms a thread
+ * per call, the same U bit for bit (and ResNet-152 at batch 1 1.055x against 1.0x), which is why
+ * transient layers of 33 to 256 outputs are held as GEMM panels. */
 __attribute__((target("avx512f,avx2,fma"))) static void transient_pack_panel(const ck_conv *cv, int m, int direct, int p,
                                                                              float *dst0, size_t mstride) {
     if (direct) {
-        if (m == 2) transient_pack_body(cv, 2, 0, p, dst0, mstride);
-        else transient_pack_body(cv, 4, 0, p, dst0, mstride);
+        const int go = ck_direct_group(cv->out_channels), o0 = p * CK_MR;
+        const int rows = cv->out_channels - o0 < CK_MR ? cv->out_channels - o0 : CK_MR;
+        if (o0 % go + rows > go) {
+            if (m == 2) transient_pack_body(cv, 2, 0, 1, p, dst0, mstride);
+            else transient_pack_body(cv, 4, 0, 1, p, dst0, mstride);
+        } else if (m == 2) {
+            transient_pack_body(cv, 2, 0, 0, p, dst0, mstride);
+        } else {
+            transient_pack_body(cv, 4, 0, 0, p, dst0, mstride);
+        }
     } else {
-        if (m == 2) transient_pack_body(cv, 2, 1, p, dst0, mstride);
-        else transient_pack_body(cv, 4, 1, p, dst0, mstride);
+        if (m == 2) transient_pack_body(cv, 2, 1, 0, p, dst0, mstride);
+        else transient_pack_body(cv, 4, 1, 0, p, dst0, mstride);
     }
 }
 
@@ -786,10 +808,6 @@ static void fused_task(void *context, int task, int worker) {
 
 void ck_winograd_transient_forward(int m, int direct_layout, const ck_conv *cv, const ck_conv_io *io) {
 #if defined(__x86_64__)
-    if (direct_layout && cv->out_channels != ck_direct_group(cv->out_channels)) {
-        ck_direct_forward(cv, io); /* the transform reads ck_direct_pack's layout of one group only */
-        return;
-    }
     forward(m, cv, io, direct_layout ? 2 : 1);
 #else
     (void)m; (void)direct_layout; (void)cv; (void)io;

@@ -61,6 +61,10 @@ final class ConvKernelWeights: @unchecked Sendable {
     /// direct weights. An F(2x2) geometry held as GEMM panels runs F(4x4) on calls with a full panel of
     /// 4x4 tiles (`transientCallTile`).
     let transientTile: Int
+    /// Whether this layer, held for the direct kernel, has a geometry of 257 to 512 channels
+    /// (`wideTransientEligible`) whose calls with one or two full panels of 4x4 tiles run as F(4x4) on
+    /// weights transformed during the call from the direct kernel's layout (`transientCallTile`).
+    let wideTransient: Bool
 
     /// Whether a Winograd geometry prepared without the Winograd layout keeps its weights as GEMM panels
     /// rather than in the direct kernel's layout (AVX-512): with more than 32 outputs (a multiple of 32
@@ -95,6 +99,21 @@ final class ConvKernelWeights: @unchecked Sendable {
     /// MB more than with one copy.
     static func winograd2Eligible(_ c: Conv2dConfig) -> Bool {
         c.inChannels > 128 && c.inChannels <= 256 && c.outChannels > 128 && c.outChannels <= 256
+    }
+
+    /// Whether a geometry held for the direct kernel runs calls with one or two full panels of 4x4 tiles
+    /// (`fullPanelTiles` to twice that) as F(4x4, 3x3) on weights transformed per call (in either memory
+    /// mode; no transformed copy is held): 3x3, stride 1, padding 1, no dilation or groups, 257 to 512
+    /// channels in and out, `directEligible`. These are ResNet's last-stage layers, 512 -> 512 at 7x7, which
+    /// at two threads take 4.4 ms at batch 8 (32 tiles) against the direct kernel's 6.2, 7.3 against 12.1
+    /// at batch 16; at batch 1 (4 tiles) the direct kernel is about 3.5x faster. Relative error on that
+    /// layer against a double-precision sum 1.3e-5 (the direct kernel's 1.7e-6). More than two panels
+    /// would need the whole layer's transformed weights at once (36 MiB at 512 channels): those calls stay
+    /// on the direct kernel.
+    static func wideTransientEligible(_ c: Conv2dConfig) -> Bool {
+        c.kernelH == 3 && c.kernelW == 3 && c.strideH == 1 && c.strideW == 1 && c.padH == 1 && c.padW == 1
+            && c.dilationH == 1 && c.dilationW == 1 && c.groups == 1
+            && c.inChannels > 256 && c.inChannels <= 512 && c.outChannels > 256 && c.outChannels <= 512 && directEligible(c)
     }
 
     /// Whether the direct grouped kernel runs this geometry on this CPU (groups > 1 with a multiple of 4
@@ -140,6 +159,7 @@ final class ConvKernelWeights: @unchecked Sendable {
             && !(transient && Self.transientFromPanels(c)))
         precondition(!directOnly || Self.directEligible(c), "ConvKernelWeights: directOnly needs a directEligible geometry")
         transientTile = transient ? (Self.winograd2Eligible(c) ? 2 : 4) : 0
+        wideTransient = direct && specialize && !directOnly && Self.wideTransientEligible(c)
         if direct {
             packed = AlignedFloats(count: ck_direct_packed_count(
                 Int32(c.outChannels), Int32(c.inChannels), Int32(c.kernelH), Int32(c.kernelW)))
@@ -265,8 +285,13 @@ final class ConvKernelWeights: @unchecked Sendable {
     /// with an `outH` x `outW` output runs on weights transformed during the call, or 0 when it runs this
     /// object's other kernel (the GEMM path for GEMM panels, else the direct kernel): a Winograd geometry
     /// prepared without the Winograd layout (`transientTile`) and enough tiles. An F(2x2) geometry held as
-    /// GEMM panels runs F(4x4) once its 4x4 tiles fill a panel (`fullPanelTiles`).
+    /// GEMM panels runs F(4x4) once its 4x4 tiles fill a panel (`fullPanelTiles`); a wide direct layer
+    /// (`wideTransient`) runs F(4x4) on one or two full panels of 4x4 tiles.
     func transientCallTile(batch: Int, outH: Int, outW: Int) -> Int {
+        if wideTransient {
+            let tiles = batch * ((outH + 3) / 4) * ((outW + 3) / 4)
+            return tiles >= Self.fullPanelTiles && tiles <= 2 * Self.fullPanelTiles ? 4 : 0
+        }
         guard transientTile != 0 else { return 0 }
         if transientTile == 2 && !direct
             && Self.manyTiles(tile: 4, batch: batch, outH: outH, outW: outW, least: Self.fullPanelTiles) {

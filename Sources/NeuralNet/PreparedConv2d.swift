@@ -29,7 +29,10 @@ public struct PreparedConv2d: Sendable {
     /// with 129 to 256 channels in and out for F(2x2, 3x3) (about 2x fewer, on smaller tiles), and a
     /// grouped convolution with a multiple of 4 outputs per group (or a stem convolution on at most 4 input
     /// channels) runs a direct kernel on AVX-512 CPUs, as does a larger non-grouped convolution of 3x3 or
-    /// more on multiples of 16 input and 32 output channels (`usesDirectBlocked`).
+    /// more on multiples of 16 input and 32 output channels (`usesDirectBlocked`); of those, the stride-1
+    /// 3x3 ones of 257 to 512 channels run calls with one or two full panels of 4x4 tiles (ResNet's last
+    /// stage at batch 8 to 16) as F(4x4, 3x3) on weights transformed during the call from the direct
+    /// kernel's (`ConvKernelWeights.wideTransientEligible`), in either memory mode.
     ///
     /// `winograd` false prepares the Winograd geometries for the other kernels instead: the layer then
     /// holds one exact copy of its weights (a Winograd layer holds its transformed weights, 16/9 or 4x the

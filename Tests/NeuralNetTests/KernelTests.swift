@@ -552,6 +552,55 @@ struct KernelTests {
         }
     }
 
+    @Test("a direct layer of 257 to 512 channels runs one or two full panels of 4x4 tiles as F(4x4) on weights transformed from the direct layout: within 2e-5 of the reference, both memory modes, the same bits at 1 and 2 threads")
+    func wideTransientWinograd() throws {
+        // 272 -> 320 (direct groups of 64 outputs: weight panels 5 (outputs 60-71), 10 and 15 straddle
+        // two groups) and 272 -> 288 (groups of 32: every third panel straddles), with batch norm,
+        // residual and ReLU, at 2 x 16 x 16 (32 tiles of 4x4, one panel). 1 x 16 x 16 (16 tiles), 5 x 16
+        // x 16 (80: more than two panels) and an input prologue run the direct kernel.
+        let avx512 = Engine.supportedInstructionSet == .avx512
+        for (i, cout) in [320, 288].enumerated() {
+            let config = Conv2dConfig(inChannels: 272, outChannels: cout, kernel: 3, padding: 1)
+            let conv = try Self.conv(config, seed: UInt64(770 + i))
+            let bn = try Self.batchNorm(cout, seeds: (UInt64(771 + i), UInt64(772 + i), UInt64(773 + i), UInt64(774 + i)))
+            let (n, size) = (2, 16)
+            let x = try Tensor(shape: [n, 272, size, size], data: Self.values(n * 272 * size * size, seed: UInt64(775 + i)))
+            let r = try Tensor(shape: [n, cout, size, size], data: Self.values(n * cout * size * size, seed: UInt64(776 + i)))
+            let normed = try bn(try Self.reference(conv, x))
+            let expected = zip(normed.data, r.data).map { max(0, $0 + $1) }
+            for winograd in [true, false] {
+                let prepared = try PreparedConv2d(conv, batchNorm: bn, winograd: winograd)
+                #expect(!prepared.usesWinograd && !prepared.usesTransientWinograd && prepared.usesDirectBlocked == avx512)
+                #expect(prepared.weightsAsGiven().elementsEqual(conv.weight) { $0.bitPattern == $1.bitPattern })
+                #expect(prepared.winogradTile(batch: 2, height: 16, width: 16) == (avx512 ? 4 : 0), "\(cout), winograd \(winograd)")
+                #expect(prepared.winogradTile(batch: 4, height: 16, width: 16) == (avx512 ? 4 : 0))
+                #expect(prepared.winogradTile(batch: 8, height: 7, width: 7) == (avx512 ? 4 : 0))
+                #expect(prepared.winogradTile(batch: 1, height: 16, width: 16) == 0)
+                #expect(prepared.winogradTile(batch: 5, height: 16, width: 16) == 0)
+                var oneThread: [Engine.InstructionSet: [Float]] = [:]
+                try Self.everyPath { set, threads in
+                    var out = [Float](repeating: .nan, count: expected.count)
+                    x.data.withUnsafeBufferPointer { xp in
+                        r.data.withUnsafeBufferPointer { rp in
+                            out.withUnsafeMutableBufferPointer { o in
+                                prepared.run(batch: n, height: size, width: size, input: xp.baseAddress!, inputImageStride: 272 * size * size,
+                                             output: o.baseAddress!, outputImageStride: cout * size * size,
+                                             residual: rp.baseAddress!, residualImageStride: cout * size * size, activation: .relu)
+                            }
+                        }
+                    }
+                    let e = Self.relativeError(out, expected)
+                    #expect(e <= 2e-5, "272 -> \(cout), winograd \(winograd), \(set), \(threads) thread(s): \(e)")
+                    if let one = oneThread[set] {
+                        #expect(one.elementsEqual(out) { $0.bitPattern == $1.bitPattern }, "272 -> \(cout) at \(set): 2 threads differ from 1")
+                    } else {
+                        oneThread[set] = out
+                    }
+                }
+            }
+        }
+    }
+
     @Test("raw pooling and element-wise kernels equal the Tensor ops")
     func rawOps() throws {
         let (n, c, h, w) = (2, 5, 11, 13)

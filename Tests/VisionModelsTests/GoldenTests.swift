@@ -167,6 +167,46 @@ struct FullGoldenTests {
         try Self.check(name, memory: .compact)
     }
 
+    /// Batch 8 takes paths the reference inputs' batch 2 does not: at 14x14, 128 tiles of 4x4, so the
+    /// 256-channel layers run F(4x4) on weights transformed per call (from a copy as given, in both
+    /// memory modes) instead of F(2x2), and the 512-channel layers at 7x7 have 32 tiles, one full
+    /// panel, which they run as F(4x4) transformed from the direct kernel's weights.
+    @Test("batch 8 (the 2x3x224x224 reference input four times): every image's taps within 1e-4 of torchvision, identical top-5", arguments: ["fast", "compact"])
+    func batch8(_ mode: String) throws {
+        let arch = try #require(Architecture(named: "resnet18"))
+        let model = try Self.formulaModel(arch, memory: mode == "compact" ? .compact : .fast)
+        let ref = try CheckpointReader.read(Golden.path("golden/full") + "/resnet18_224x224.pth")
+        let shape = try ref["input.shape"]!.floats().map { Int($0) }
+        #expect(shape == [2, 3, 224, 224])
+        let two = FormulaWeights.input(shape: shape, seed: UInt32(try ref["input.seed"]!.floats()[0]))
+        let x = try Tensor(shape: [8, 3, 224, 224], data: Array([[Float]](repeating: two, count: 4).joined()))
+        let taps = try model.features(x)
+        #expect(taps.map(\.name) == arch.tapNames)
+        for (tap, ours) in taps {
+            let maxAbs = try ref["\(tap).stats"]!.floats()[0]
+            let samples = try ref["\(tap).samples"]!.floats()
+            let per = ours.data.count / 4 // two images
+            for copy in 0..<4 {
+                var worst: Float = 0
+                for i in 0..<samples.count {
+                    let index = (i * (per - 1)) / (samples.count - 1)
+                    worst = max(worst, abs(ours.data[copy * per + index] - samples[i]))
+                }
+                #expect(worst / maxAbs <= Golden.relativeBound, "\(mode) \(tap), images \(2 * copy) and \(2 * copy + 1): relative error \(worst / maxAbs)")
+            }
+        }
+        // the logits in full, image by image
+        let logits = taps.last!.tensor
+        let refLogits = try ref["logits"]!.floats()
+        let c = logits.shape[1]
+        #expect(logits.shape == [8, c] && refLogits.count == 2 * c)
+        for n in 0..<8 {
+            let ours = Array(logits.data[(n * c)..<((n + 1) * c)]), reference = Array(refLogits[(n % 2 * c)..<((n % 2 + 1) * c)])
+            #expect(Golden.relativeError(ours, reference).error <= Golden.relativeBound, "\(mode) logits of image \(n)")
+            #expect(Golden.topK(ours[...], 5) == Golden.topK(reference[...], 5), "\(mode) top-5 of image \(n)")
+        }
+    }
+
     @Test("memory .compact holds each weight once: parameter bytes within 2% above the checkpoint's, the weights back bit for bit")
     func compactBytes() throws {
         for name in ["resnet50", "densenet121"] {

@@ -144,7 +144,7 @@ void ck_winograd2_pack(const float *weight, int out_channels, int in_channels, f
  *  14 x 14 plane is 49 tiles of 2x2 but 16 of 4x4). */
 void ck_winograd2_forward(const ck_conv *conv, const ck_conv_io *io);
 /** Winograd F(m x m, 3x3) (m = 4 or 2) with weights held in ck_conv_pack's layout (`direct_layout` 0)
- *  or, for 32 outputs, ck_direct_pack's (1; other widths run ck_direct_forward), transformed per call (in
+ *  or ck_direct_pack's (1), transformed per call (in
  *  float) into a scratch buffer of the calling thread: one exact copy of the weights is held, and the
  *  transformed one only during the call. `conv->scale` and `bias` as for ck_direct_forward
  *  (`fmaf(sum, scale, bias)`, then the residual, then ReLU); no input prologue. AVX-512F and a geometry
