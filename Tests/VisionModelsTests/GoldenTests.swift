@@ -167,10 +167,10 @@ struct FullGoldenTests {
         try Self.check(name, memory: .compact)
     }
 
-    /// Batch 8 takes paths the reference inputs' batch 2 does not: at 14x14, 128 tiles of 4x4, so the
-    /// 256-channel layers run F(4x4) on weights transformed per call (from a copy as given, in both
-    /// memory modes) instead of F(2x2), and the 512-channel layers at 7x7 have 32 tiles, one full
-    /// panel, which they run as F(4x4) transformed from the direct kernel's weights.
+    /// Batch 8 takes paths the reference inputs' batch 2 does not: the 512-channel layers at 7x7 have 32
+    /// tiles of 4x4, one full panel, which they run as F(4x4) on weights transformed per call from the
+    /// direct kernel's (at batch 2, 8 tiles: the direct kernel), and the 256-channel layers at 14x14 run
+    /// their per-call F(4x4) on four panels of tiles (at batch 2, one).
     @Test("batch 8 (the 2x3x224x224 reference input four times): every image's taps within 1e-4 of torchvision, identical top-5", arguments: ["fast", "compact"])
     func batch8(_ mode: String) throws {
         let arch = try #require(Architecture(named: "resnet18"))
