@@ -83,9 +83,14 @@ final class ConvKernelWeights: @unchecked Sendable {
     /// `winograd2Eligible`). Wider layers occur at 7x7 in these networks, where few tiles share each
     /// transformed weight: the direct kernel is faster there at batch 1, and the weight memory would grow.
     static func winogradEligible(_ c: Conv2dConfig) -> Bool {
-        guard c.kernelH == 3 && c.kernelW == 3 && c.strideH == 1 && c.strideW == 1 && c.padH == 1 && c.padW == 1
-            && c.dilationH == 1 && c.dilationW == 1 && c.groups == 1 else { return false }
-        return (c.inChannels <= 128 && c.outChannels <= 128) || winograd2Eligible(c)
+        winogradGeometry(c) && ((c.inChannels <= 128 && c.outChannels <= 128) || winograd2Eligible(c))
+    }
+
+    /// Whether Winograd F(m x m, 3x3) computes this convolution, whatever its channels: 3x3, stride 1,
+    /// padding 1, no dilation or groups.
+    static func winogradGeometry(_ c: Conv2dConfig) -> Bool {
+        c.kernelH == 3 && c.kernelW == 3 && c.strideH == 1 && c.strideW == 1 && c.padH == 1 && c.padW == 1
+            && c.dilationH == 1 && c.dilationW == 1 && c.groups == 1
     }
 
     /// Whether a Winograd geometry runs as F(2x2, 3x3) (2.25x fewer multiplications than the direct method)
@@ -111,9 +116,8 @@ final class ConvKernelWeights: @unchecked Sendable {
     /// would need the whole layer's transformed weights at once (36 MiB at 512 channels): those calls stay
     /// on the direct kernel.
     static func wideTransientEligible(_ c: Conv2dConfig) -> Bool {
-        c.kernelH == 3 && c.kernelW == 3 && c.strideH == 1 && c.strideW == 1 && c.padH == 1 && c.padW == 1
-            && c.dilationH == 1 && c.dilationW == 1 && c.groups == 1
-            && c.inChannels > 256 && c.inChannels <= 512 && c.outChannels > 256 && c.outChannels <= 512 && directEligible(c)
+        winogradGeometry(c) && c.inChannels > 256 && c.inChannels <= 512 && c.outChannels > 256 && c.outChannels <= 512
+            && directEligible(c)
     }
 
     /// Whether the direct grouped kernel runs this geometry on this CPU (groups > 1 with a multiple of 4
@@ -275,12 +279,6 @@ final class ConvKernelWeights: @unchecked Sendable {
         }
     }
 
-    /// Whether a call (without an input prologue) of `batch` images with an `outH` x `outW` output runs
-    /// Winograd on weights transformed during the call (`transientCallTile` not 0).
-    func runsTransient(batch: Int, outH: Int, outW: Int) -> Bool {
-        transientCallTile(batch: batch, outH: outH, outW: outW) != 0
-    }
-
     /// The output tile (4 or 2) of the Winograd kernel a call (without an input prologue) of `batch` images
     /// with an `outH` x `outW` output runs on weights transformed during the call, or 0 when it runs this
     /// object's other kernel (the GEMM path for GEMM panels, else the direct kernel): a Winograd geometry
@@ -289,7 +287,7 @@ final class ConvKernelWeights: @unchecked Sendable {
     /// (`wideTransient`) runs F(4x4) on one or two full panels of 4x4 tiles.
     func transientCallTile(batch: Int, outH: Int, outW: Int) -> Int {
         if wideTransient {
-            let tiles = batch * ((outH + 3) / 4) * ((outW + 3) / 4)
+            let tiles = Self.tileCount(tile: 4, batch: batch, outH: outH, outW: outW)
             return tiles >= Self.fullPanelTiles && tiles <= 2 * Self.fullPanelTiles ? 4 : 0
         }
         guard transientTile != 0 else { return 0 }
@@ -326,8 +324,13 @@ final class ConvKernelWeights: @unchecked Sendable {
     /// `fewSmallTiles` of 2x2 (measured on these networks' layers; see `PreparedConv2d`), or `least`
     /// where another kernel is the alternative.
     static func manyTiles(tile: Int, batch: Int, outH: Int, outW: Int, least: Int? = nil) -> Bool {
-        let tiles = batch * ((outH + tile - 1) / tile) * ((outW + tile - 1) / tile)
-        return tiles >= (least ?? (tile == 2 ? fewSmallTiles : fewTiles))
+        tileCount(tile: tile, batch: batch, outH: outH, outW: outW) >= (least ?? (tile == 2 ? fewSmallTiles : fewTiles))
+    }
+
+    /// Output tiles of `tile` x `tile` of a call of `batch` images with an `outH` x `outW` output (partial
+    /// tiles at the edges counted whole).
+    static func tileCount(tile: Int, batch: Int, outH: Int, outW: Int) -> Int {
+        batch * ((outH + tile - 1) / tile) * ((outW + tile - 1) / tile)
     }
 
     /// Calls of a Winograd F(4x4, 3x3) layer with fewer output tiles than this (over the batch) run the

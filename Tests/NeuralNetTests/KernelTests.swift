@@ -500,6 +500,33 @@ struct KernelTests {
         }
     }
 
+    /// Runs `prepared` on `x` (NCHW, contiguous) with `residual` added and ReLU, on every path at 1 and 2
+    /// threads: within 2e-5 of `expected` (relative), and the same bits at both thread counts of a path.
+    static func checkResidualReLU(_ prepared: PreparedConv2d, x: Tensor, residual r: Tensor, expected: [Float], _ label: String) throws {
+        let (n, cin, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let plane = r.shape[2] * r.shape[3], cout = r.shape[1]
+        var oneThread: [Engine.InstructionSet: [Float]] = [:]
+        try everyPath { set, threads in
+            var out = [Float](repeating: .nan, count: expected.count)
+            x.data.withUnsafeBufferPointer { xp in
+                r.data.withUnsafeBufferPointer { rp in
+                    out.withUnsafeMutableBufferPointer { o in
+                        prepared.run(batch: n, height: h, width: w, input: xp.baseAddress!, inputImageStride: cin * h * w,
+                                     output: o.baseAddress!, outputImageStride: cout * plane,
+                                     residual: rp.baseAddress!, residualImageStride: cout * plane, activation: .relu)
+                    }
+                }
+            }
+            let e = relativeError(out, expected)
+            #expect(e <= 2e-5, "\(label), \(set), \(threads) thread(s): \(e)")
+            if let one = oneThread[set] {
+                #expect(one.elementsEqual(out) { $0.bitPattern == $1.bitPattern }, "\(label) at \(set): 2 threads differ from 1")
+            } else {
+                oneThread[set] = out
+            }
+        }
+    }
+
     @Test("winograd: false runs calls with many tiles as Winograd on weights transformed per call: within 2e-5 of the reference, both scheduling modes, the same bits at 1 and 2 threads")
     func transientWinograd() throws {
         guard Engine.supportedInstructionSet == .avx512 else { return } // the direct layout it reads is AVX-512 only
@@ -526,27 +553,8 @@ struct KernelTests {
                     let direct = try Self.reference(conv, x)
                     let normed = try norm.map { try $0(direct) } ?? direct
                     let expected = zip(normed.data, r.data).map { max(0, $0 + $1) }
-                    var oneThread: [Engine.InstructionSet: [Float]] = [:]
-                    try Self.everyPath { set, threads in
-                        var out = [Float](repeating: .nan, count: expected.count)
-                        x.data.withUnsafeBufferPointer { xp in
-                            r.data.withUnsafeBufferPointer { rp in
-                                out.withUnsafeMutableBufferPointer { o in
-                                    compact.run(batch: n, height: size, width: size, input: xp.baseAddress!, inputImageStride: cin * size * size,
-                                                output: o.baseAddress!, outputImageStride: cout * size * size,
-                                                residual: rp.baseAddress!, residualImageStride: cout * size * size, activation: .relu)
-                                }
-                            }
-                        }
-                        let e = Self.relativeError(out, expected)
-                        #expect(e <= 2e-5, "\(cin) -> \(cout), \(n) x \(size), bn \(norm != nil), \(set), \(threads) thread(s): \(e)")
-                        // both modes transform and sum alike: the same bits at any thread count
-                        if let one = oneThread[set] {
-                            #expect(one.elementsEqual(out) { $0.bitPattern == $1.bitPattern }, "\(cin) -> \(cout), \(n) x \(size) at \(set): 2 threads differ from 1")
-                        } else {
-                            oneThread[set] = out
-                        }
-                    }
+                    // both modes transform and sum alike: the same bits at any thread count
+                    try Self.checkResidualReLU(compact, x: x, residual: r, expected: expected, "\(cin) -> \(cout), \(n) x \(size), bn \(norm != nil)")
                 }
             }
         }
@@ -557,7 +565,7 @@ struct KernelTests {
         // 272 -> 320 (direct groups of 64 outputs: weight panels 5 (outputs 60-71), 10 and 15 straddle
         // two groups) and 272 -> 288 (groups of 32: every third panel straddles), with batch norm,
         // residual and ReLU, at 2 x 16 x 16 (32 tiles of 4x4, one panel). 1 x 16 x 16 (16 tiles), 5 x 16
-        // x 16 (80: more than two panels) and an input prologue run the direct kernel.
+        // x 16 (80: more than two panels) run the direct kernel.
         let avx512 = Engine.supportedInstructionSet == .avx512
         for (i, cout) in [320, 288].enumerated() {
             let config = Conv2dConfig(inChannels: 272, outChannels: cout, kernel: 3, padding: 1)
@@ -577,26 +585,7 @@ struct KernelTests {
                 #expect(prepared.winogradTile(batch: 8, height: 7, width: 7) == (avx512 ? 4 : 0))
                 #expect(prepared.winogradTile(batch: 1, height: 16, width: 16) == 0)
                 #expect(prepared.winogradTile(batch: 5, height: 16, width: 16) == 0)
-                var oneThread: [Engine.InstructionSet: [Float]] = [:]
-                try Self.everyPath { set, threads in
-                    var out = [Float](repeating: .nan, count: expected.count)
-                    x.data.withUnsafeBufferPointer { xp in
-                        r.data.withUnsafeBufferPointer { rp in
-                            out.withUnsafeMutableBufferPointer { o in
-                                prepared.run(batch: n, height: size, width: size, input: xp.baseAddress!, inputImageStride: 272 * size * size,
-                                             output: o.baseAddress!, outputImageStride: cout * size * size,
-                                             residual: rp.baseAddress!, residualImageStride: cout * size * size, activation: .relu)
-                            }
-                        }
-                    }
-                    let e = Self.relativeError(out, expected)
-                    #expect(e <= 2e-5, "272 -> \(cout), winograd \(winograd), \(set), \(threads) thread(s): \(e)")
-                    if let one = oneThread[set] {
-                        #expect(one.elementsEqual(out) { $0.bitPattern == $1.bitPattern }, "272 -> \(cout) at \(set): 2 threads differ from 1")
-                    } else {
-                        oneThread[set] = out
-                    }
-                }
+                try Self.checkResidualReLU(prepared, x: x, residual: r, expected: expected, "272 -> \(cout), winograd \(winograd)")
             }
         }
     }
