@@ -5,7 +5,8 @@
  * Per task (one image, one group): the group's input channels are copied once into zero-padded rows,
  * split by column phase for stride 2 (so every tap reads 16 consecutive floats); then each output row is
  * computed for blocks of 4 or 8 output channels over 64 or 32 columns, accumulating every (channel, tap)
- * with a broadcast weight, and stored with bias, residual and ReLU. */
+ * with a broadcast weight, and stored with bias, residual and ReLU. At stride 1 the blocks of 4 and 8
+ * outputs read the input rows in place instead, masked at the padding (GROUPED_DIRECT). */
 #include "ck_internal.h"
 
 #include <string.h>
@@ -60,6 +61,7 @@ typedef struct grouped_job {
     int split; /* column phases of the padded copy: the stride for the row blocks' vector loads, else 1 */
     int wq;    /* floats per phase row */
     int toff[16]; /* per kernel column: offset of its phase row and column shift */
+    int direct;   /* stride 1, row blocks: read the input in place (GROUPED_DIRECT), no copy */
 } grouped_job;
 
 /* Stores output channel o's sums y at `at` (masked to m): fmaf(y, scale, bias), then the residual, then
@@ -72,15 +74,30 @@ CK_AVX512 static inline void store_sums(const grouped_job *j, __m512 y, int o, s
     _mm512_mask_storeu_ps(out + at, m, y);
 }
 
-/* One block of OB output channels over NV vectors of 16 columns starting at x0 in output row oy. The
- * (channel, tap) steps run as one flat loop over precomputed input offsets: nested channel / row / column
- * loops made clang rotate the accumulators through 14 register copies per step (measured: the stem at
- * 38% of the FMA peak). */
+/* Stores a row block's sums acc[r][v] (OB outputs from o0, NV vectors of 16 columns from x0 of output row
+ * oy), the columns past the row's end left out. */
+CK_AVX512 static inline void store_block(const grouped_job *j, const __m512 *acc, int ob, int nv, int oy, int x0,
+                                         float *out, const float *res, const float *bias, int o0) {
+    const int ow = j->io->ow;
+    const size_t plane = (size_t)j->io->oh * ow;
+    for (int v = 0; v < nv; v++) {
+        const int left = ow - (x0 + 16 * v);
+        if (left <= 0) break;
+        const __mmask16 m = ck_lanes16(left);
+        for (int r = 0; r < ob; r++)
+            store_sums(j, acc[r * nv + v], o0 + r, (size_t)(o0 + r) * plane + (size_t)oy * ow + x0 + 16 * v, m, out, res,
+                       bias);
+    }
+}
+
+/* One block of OB output channels over NV vectors of 16 columns starting at x0 in output row oy, from the
+ * zero-padded copy. The (channel, tap) steps run as one flat loop over precomputed input offsets: nested
+ * channel / row / column loops made clang rotate the accumulators through 14 register copies per step
+ * (measured: the stem at 38% of the FMA peak). */
 #define GROUPED_BLOCK(OB, NV)                                                                               \
     CK_AVX512 static void block_##OB##x##NV(const grouped_job *j, const float *base, const int *offs,       \
                                             int steps, const float *w, int oy, int x0, float *out,          \
                                             const float *res, const float *bias, int o0) {                  \
-        const ck_conv_io *io = j->io;                                                                      \
         const int og = j->og;                                                                              \
         __m512 acc[OB][NV];                                                                                \
         for (int r = 0; r < OB; r++)                                                                       \
@@ -95,21 +112,62 @@ CK_AVX512 static inline void store_sums(const grouped_job *j, __m512 y, int o, s
                 for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(wv, in[v], acc[r][v]);             \
             }                                                                                              \
         }                                                                                                  \
-        const int ow = io->ow;                                                                             \
-        const size_t plane = (size_t)io->oh * ow;                                                          \
+        store_block(j, &acc[0][0], OB, NV, oy, x0, out, res, bias, o0);                                    \
+    }
+
+/* One kernel column tj of GROUPED_DIRECT: its masks, then the rows in range. */
+#define DIRECT_COLUMN(OB, NV)                                                                               \
+    {                                                                                                      \
+        const int x = x0 + tj - j->cv->pw; /* the input column of vector 0's lane 0 */                      \
+        __mmask16 m[NV];                                                                                   \
         for (int v = 0; v < NV; v++) {                                                                     \
-            int left = ow - (x0 + 16 * v);                                                                 \
-            if (left <= 0) break;                                                                          \
-            __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);                  \
-            for (int r = 0; r < OB; r++)                                                                   \
-                store_sums(j, acc[r][v], o0 + r, (size_t)(o0 + r) * plane + (size_t)oy * ow + x0 + 16 * v, m, \
-                           out, res, bias);                                                                \
+            const int at = x + 16 * v;                                                                     \
+            m[v] = (__mmask16)(ck_lanes16(width - at) & ~ck_lanes16(-at));                                \
         }                                                                                                  \
+        const float *src0 = in + x, *w0 = w + tj * og;                                                     \
+        for (int i = 0; i < n; i++) {                                                                      \
+            const float *src = src0 + rows[i], *wi = w0 + wofs[i];                                         \
+            __m512 xv[NV];                                                                                 \
+            for (int v = 0; v < NV; v++) xv[v] = _mm512_maskz_loadu_ps(m[v], src + 16 * v);                \
+            for (int r = 0; r < OB; r++) {                                                                 \
+                const __m512 wv = _mm512_set1_ps(wi[r]);                                                   \
+                for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(wv, xv[v], acc[r][v]);            \
+            }                                                                                              \
+        }                                                                                                  \
+    }
+
+/* The same block at stride 1 from the input itself, without the copy: per kernel column, the vectors are
+ * loaded masked to the row's valid columns (the padding reads as zero), over the `n` input rows in range
+ * (rows[i]: offset of channel c's row from `in`; wofs[i]: (c * kh + ti) * kw * og, its weights). Steps
+ * of rows in the padding, which would add w * 0 and change no sum, are left out. The sums run over
+ * (kernel column, channel, kernel row) rather than the copy's (channel, kernel row, kernel column), so
+ * they round differently from the copy's. The copy had cost as much as a third of ResNeXt's 56 x 56 and
+ * 28 x 28 layers: the input is read from the caches once, where the copy read it and wrote it (74 KiB a
+ * 56 x 56 group, past L1) for the blocks to read again. The column loop is unrolled for 3x3 kernels:
+ * nested, it made clang copy 7 accumulators a step at 16 outputs. */
+#define GROUPED_DIRECT(OB, NV)                                                                              \
+    CK_AVX512 static void direct_##OB##x##NV(const grouped_job *j, const float *in, const int *rows,        \
+                                             const int *wofs, int n, const float *w, int oy, int x0,        \
+                                             float *out, const float *res, const float *bias, int o0) {     \
+        const int og = j->og, kw = j->cv->kw, width = j->io->w;                                             \
+        __m512 acc[OB][NV];                                                                                \
+        for (int r = 0; r < OB; r++)                                                                       \
+            for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();                                  \
+        if (kw == 3) {                                                                                     \
+            _Pragma("clang loop unroll(full)") for (int tj = 0; tj < 3; tj++)                               \
+                DIRECT_COLUMN(OB, NV)                                                                      \
+        } else {                                                                                           \
+            for (int tj = 0; tj < kw; tj++) DIRECT_COLUMN(OB, NV)                                          \
+        }                                                                                                  \
+        store_block(j, &acc[0][0], OB, NV, oy, x0, out, res, bias, o0);                                    \
     }
 
 GROUPED_BLOCK(16, 1)
 GROUPED_BLOCK(8, 2)
 GROUPED_BLOCK(4, 4)
+GROUPED_DIRECT(16, 1)
+GROUPED_DIRECT(8, 2)
+GROUPED_DIRECT(4, 4)
 
 /* Outputs in the vectors. Rows of at most 8 columns (ResNeXt's last stage: 7 x 7) would fill less than
  * half of a 16-column vector; rows of 9 to 16 columns at stride 2 (its third stage) would need the
@@ -171,6 +229,44 @@ GROUPED_CV(14, 1)
 GROUPED_CV(15, 1)
 GROUPED_CV(16, 1)
 
+/* The row blocks of output rows [oy0, oy1) of image img, group g, at stride 1, from the input in place
+ * (`in`: the group's first channel). */
+CK_AVX512 static void direct_rows(const grouped_job *j, const float *in, int img, int g, int oy0, int oy1) {
+    const ck_conv *cv = j->cv;
+    const ck_conv_io *io = j->io;
+    const int h = io->h, w = io->w, kh = cv->kh;
+    float *out = io->out + (ptrdiff_t)img * io->out_batch_stride;
+    const float *res = io->residual ? io->residual + (ptrdiff_t)img * io->residual_batch_stride : NULL;
+    const float *wg = cv->packed + (size_t)g * j->og * j->ig * kh * cv->kw;
+    const int step = j->step;
+    /* as the copy's row blocks: a last run of at most 16 columns through 16-output blocks */
+    const int tail = j->ob == 8 && j->og % 16 == 0 && io->ow % 32 != 0 && io->ow % 32 <= 16 ? io->ow % 32 : 0;
+    const int xend = io->ow - tail;
+    int rows[CK_GROUPED_MAX_STEPS], wofs[CK_GROUPED_MAX_STEPS];
+    for (int oy = oy0; oy < oy1; oy++) {
+        /* the (channel, kernel row) pairs whose input row lies in the image */
+        int n = 0;
+        for (int c = 0; c < j->ig; c++)
+            for (int ti = 0; ti < kh; ti++) {
+                const int iy = oy + ti - cv->ph;
+                if (iy < 0 || iy >= h) continue;
+                rows[n] = (c * h + iy) * w;
+                wofs[n++] = (c * kh + ti) * cv->kw * j->og;
+            }
+        for (int b = 0; b < j->og / j->ob; b++) {
+            const float *wb = wg + (size_t)b * j->ob;
+            const int o0 = g * j->og + b * j->ob;
+            for (int x0 = 0; x0 < xend; x0 += step) {
+                if (j->ob == 16) direct_16x1(j, in, rows, wofs, n, wb, oy, x0, out, res, cv->bias, o0);
+                else if (j->ob == 8) direct_8x2(j, in, rows, wofs, n, wb, oy, x0, out, res, cv->bias, o0);
+                else direct_4x4(j, in, rows, wofs, n, wb, oy, x0, out, res, cv->bias, o0);
+            }
+        }
+        for (int b = 0; tail && b < j->og / 16; b++)
+            direct_16x1(j, in, rows, wofs, n, wg + (size_t)b * 16, oy, xend, out, res, cv->bias, g * j->og + b * 16);
+    }
+}
+
 CK_AVX512 static void grouped_task(void *context, int task, int worker) {
     (void)worker;
     const grouped_job *j = context;
@@ -185,9 +281,13 @@ CK_AVX512 static void grouped_task(void *context, int task, int worker) {
     if (oy1 > io->oh) oy1 = io->oh;
     if (oy0 >= oy1) return;
     /* zero-padded, phase-split copy of the padded rows this chunk reads: [c][row][phase][wq] */
+    const float *in = io->in + (ptrdiff_t)img * io->in_batch_stride + (size_t)g * j->ig * h * w;
+    if (j->direct) {
+        direct_rows(j, in, img, g, oy0, oy1);
+        return;
+    }
     const int y0 = oy0 * cv->sh, rows = (oy1 - 1) * cv->sh + cv->kh - y0;
     float *pad = ck_scratch(1, (size_t)j->ig * rows * s * j->wq);
-    const float *in = io->in + (ptrdiff_t)img * io->in_batch_stride + (size_t)g * j->ig * h * w;
     /* per phase, the valid x: 0 <= x * s + ph - pw < w (computed once: the divisions cost more than a
      * 7-column row's copy) */
     int xlos[2], xhis[2];
@@ -318,6 +418,13 @@ void ck_grouped_forward(const ck_conv *cv, const ck_conv_io *io) {
     j.wq = xs + (cv->kw - 1) / cv->sw + 1;
     j.wq = (j.wq + 15) / 16 * 16;
     j.split = cv->sw;
+    /* Stride 1 reads the input in place (GROUPED_DIRECT) unless the blocks are 16 outputs over one vector
+     * (rows of at most 16 columns: ResNeXt's 14 x 14), whose steps are 16 broadcast weights and one
+     * vector load: there every row of the copy starts a cache line, and the input's 14-column rows split
+     * most loads across two. Measured at two threads, batch 8 (batch 1): 128 -> 128 at 56 x 56 in 32
+     * groups 1.58 against 2.07 ms (0.18 against 0.22), 256 at 28 x 28 1.27 against 1.48 (0.157 against
+     * 0.175); 512 at 14 x 14 1.32-1.44 against 1.24-1.26 (one thread 3.0 against 2.5). */
+    j.direct = cv->sw == 1 && !j.cv_outputs && j.ob != 16;
     if (j.cv_outputs) {
         /* Outputs in the vectors broadcast one input value per position and load no rows as vectors: the
          * copy is the plain padded rows, just as wide as the row's windows, without column phases, and

@@ -43,6 +43,10 @@ static inline unsigned short ck_lanes16(int n) {
  * [panel][kc][CK_NR] (panel q at dst + q * kc * CK_NR), zero past ncols. AVX-512F only (ck_level()). */
 void ck_pack_rows_avx512(const float *src, ptrdiff_t stride, int kc, int ncols, float *dst);
 
+/* dst[k * dstride + x] = src[k * stride + 2 x] for k < kc and x < cnt <= CK_NR, reading no input past
+ * src[k * stride + 2 (cnt - 1)]: a 1x1 stride-2 layer's packing. AVX-512F only (ck_level()). */
+void ck_pack_even_avx512(const float *src, ptrdiff_t stride, int kc, int cnt, float *dst, ptrdiff_t dstride);
+
 /** The share of `threads` threads' time spent working when tasks of the given sizes (in any unit) are
  *  taken in order, each by the thread that is free first (1 when there is nothing to do). Layers decide
  *  with it whether whole tasks balance well enough or must also be split by output channels. */

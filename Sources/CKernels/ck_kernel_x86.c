@@ -210,6 +210,22 @@ CK_AVX512 void ck_pack_rows_avx512(const float *src, ptrdiff_t stride, int kc, i
     }
 }
 
+/* dst[k * dstride + x] = src[k * stride + 2 x] for k < kc, x < cnt (at most CK_NR): a 1x1 stride-2 layer's
+ * packing of one segment of a panel row over kc channels. 16 columns from 32 consecutive inputs, the even
+ * ones through one permute; the loads are masked to the 2 cnt - 1 inputs read, so that nothing past a
+ * row's last input is touched. */
+CK_AVX512 void ck_pack_even_avx512(const float *src, ptrdiff_t stride, int kc, int cnt, float *dst, ptrdiff_t dstride) {
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    for (int x0 = 0; x0 < cnt; x0 += 16) {
+        const int n = cnt - x0 < 16 ? cnt - x0 : 16, used = 2 * n - 1;
+        const __mmask16 m0 = ck_lanes16(used), m1 = ck_lanes16(used - 16), m = ck_lanes16(n);
+        const float *s = src + 2 * x0;
+        float *d = dst + x0;
+        for (int k = 0; k < kc; k++, s += stride, d += dstride)
+            _mm512_mask_storeu_ps(d, m, _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(m0, s), even, _mm512_maskz_loadu_ps(m1, s + 16)));
+    }
+}
+
 /* AVX2: one 6 x 16 block; a has row stride CK_MR, b column stride CK_NR. */
 CK_AVX2 static inline __m256 finish256(__m256 v, float *c, __m256i m, int full, int first, int last, float scale,
                                        float bias, const float *res, int relu) {
@@ -339,5 +355,8 @@ void ck_kernel_avx512(int kc, const float *a, const float *b, ptrdiff_t ldb, flo
 }
 void ck_pack_rows_avx512(const float *src, ptrdiff_t stride, int kc, int ncols, float *dst) {
     (void)src; (void)stride; (void)kc; (void)ncols; (void)dst;
+}
+void ck_pack_even_avx512(const float *src, ptrdiff_t stride, int kc, int cnt, float *dst, ptrdiff_t dstride) {
+    (void)src; (void)stride; (void)kc; (void)cnt; (void)dst; (void)dstride;
 }
 #endif

@@ -84,10 +84,13 @@ struct KernelTests {
         (Conv2dConfig(inChannels: 20, outChannels: 30, kernel: 1), [2, 20, 9, 7]),
         (Conv2dConfig(inChannels: 16, outChannels: 24, kernel: 1), [1, 16, 16, 16]),
         (Conv2dConfig(inChannels: 12, outChannels: 13, kernel: 1, stride: 2), [3, 12, 11, 10]),
+        // 1x1 stride 2 onto rows of 35 columns: segments of up to 32 columns, packed 16 at a time on AVX-512
+        (Conv2dConfig(inChannels: 24, outChannels: 20, kernel: 1, stride: 2), [2, 24, 9, 69]),
         (Conv2dConfig(inChannels: 9, outChannels: 25, kernel: 3, padding: 1), [2, 9, 13, 11]),
         (Conv2dConfig(inChannels: 8, outChannels: 16, kernel: 3, stride: 2, padding: 1), [1, 8, 17, 15]),
         (Conv2dConfig(inChannels: 3, outChannels: 16, kernel: 7, stride: 2, padding: 3), [2, 3, 23, 19]),
-        (Conv2dConfig(inChannels: 300, outChannels: 14, kernel: 1), [1, 300, 5, 6]),
+        // two depth blocks of 300 (blocks are at most 512 deep)
+        (Conv2dConfig(inChannels: 600, outChannels: 14, kernel: 1), [1, 600, 5, 6]),
         (Conv2dConfig(inChannels: 32, outChannels: 32, kernel: 3, stride: 2, padding: 1, groups: 8), [2, 32, 9, 9]),
         (Conv2dConfig(inChannels: 64, outChannels: 64, kernel: 3, padding: 1, groups: 16), [1, 64, 10, 12]),
         (Conv2dConfig(inChannels: 6, outChannels: 6, kernel: 3, padding: 1, groups: 6), [1, 6, 8, 8]),
@@ -239,6 +242,12 @@ struct KernelTests {
             // grouped rows of at most 8 columns with 32 or 64 outputs per group: outputs in the vectors
             Case(config: Conv2dConfig(inChannels: 64, outChannels: 64, kernel: 3, padding: 1, groups: 2), n: 2, h: 6, w: 7, prologue: false, winograd: false, bound: 1e-5),
             Case(config: Conv2dConfig(inChannels: 64, outChannels: 128, kernel: 3, stride: 2, padding: 1, groups: 2), n: 1, h: 9, w: 11, prologue: false, winograd: false, bound: 1e-5),
+            // stride 1 onto rows wider than 16 columns, read from the input in place (no copy): blocks of 4
+            // outputs over 64 columns, of 8 over 32 (three blocks a row, the last of 6 columns), and of 8
+            // ending in a 16-output block for the last 8 columns (40 = 32 + 8)
+            Case(config: Conv2dConfig(inChannels: 32, outChannels: 32, kernel: 3, padding: 1, groups: 8), n: 2, h: 9, w: 37, prologue: false, winograd: false, bound: 1e-5),
+            Case(config: Conv2dConfig(inChannels: 64, outChannels: 64, kernel: 3, padding: 1, groups: 8), n: 1, h: 7, w: 70, prologue: false, winograd: false, bound: 1e-5),
+            Case(config: Conv2dConfig(inChannels: 32, outChannels: 32, kernel: 3, padding: 1, groups: 2), n: 2, h: 5, w: 40, prologue: false, winograd: false, bound: 1e-5),
             // stride 2 onto rows of 9 to 16 columns with 16 outputs per group: 16 outputs in the vectors
             Case(config: Conv2dConfig(inChannels: 64, outChannels: 64, kernel: 3, stride: 2, padding: 1, groups: 4), n: 2, h: 9, w: 27, prologue: false, winograd: false, bound: 1e-5),
             // a stem whose rows end in a run of 8 columns after a 32-column block (40 = 32 + 8): 16-output blocks
@@ -280,10 +289,10 @@ struct KernelTests {
 
     @Test("a batch norm applied in the epilogue equals conv then batch norm; the weights come back bit for bit")
     func epilogueBatchNorm() throws {
-        // GEMM (depth-blocked over 256, and a mixed-batch small plane), Winograd (folded instead), direct
+        // GEMM (two depth blocks, and a mixed-batch small plane), Winograd (folded instead), direct
         // grouped, the 3-channel stem, direct blocked (groups of 64 and 32 outputs).
         let cases: [(Conv2dConfig, n: Int, h: Int, w: Int, winograd: Bool, bias: Bool)] = [
-            (Conv2dConfig(inChannels: 300, outChannels: 20, kernel: 1), 1, 9, 8, false, true),
+            (Conv2dConfig(inChannels: 600, outChannels: 20, kernel: 1), 1, 9, 8, false, true),
             (Conv2dConfig(inChannels: 160, outChannels: 28, kernel: 3, padding: 1), 3, 5, 5, false, false),
             (Conv2dConfig(inChannels: 16, outChannels: 20, kernel: 3, padding: 1), 2, 9, 10, true, true),
             (Conv2dConfig(inChannels: 64, outChannels: 64, kernel: 3, stride: 2, padding: 1, groups: 16), 2, 11, 9, false, false),
@@ -682,13 +691,13 @@ struct KernelTests {
 
     /// 1x1 stride-1 layers on planes of a multiple of 16 values, one image's columns per chunk, are read by
     /// the AVX-512 kernel straight from the input (no packing); other layouts pack. Both must give the
-    /// same floats, with an input that is a channel slice of a larger buffer, two depth blocks (300
+    /// same floats, with an input that is a channel slice of a larger buffer, two depth blocks (600
     /// inputs), a 16-column last panel, and a residual that is the output itself.
     @Test("1x1 layers read in place give the floats of the packed path, residual in place included")
     func pointwiseInPlace() throws {
         // (inputs, outputs, batch, h, w): 6 x 8 = 48 = 32 + 16 columns (alone: in place; beside a second
         // image: packed across images), 16 x 19 = 304 = 9 x 32 + 16 per image
-        let cases = [(300, 30, 2, 6, 8), (40, 64, 2, 6, 8), (300, 30, 2, 16, 19), (24, 40, 1, 16, 16)]
+        let cases = [(600, 30, 2, 6, 8), (40, 64, 2, 6, 8), (600, 30, 2, 16, 19), (24, 40, 1, 16, 16)]
         for (i, (cin, cout, n, h, w)) in cases.enumerated() {
             let conv = try Self.conv(Conv2dConfig(inChannels: cin, outChannels: cout, kernel: 1), seed: UInt64(70 + i))
             let prepared = PreparedConv2d(conv)
