@@ -7,15 +7,15 @@
 #include <math.h>
 #include <string.h>
 
-/* Depth and width of a packed input block (at most KC_MAX x NC_MAX floats, 1 MiB: in L2 beside the
- * weights). 512 and 512 against 256 and 256 measured, two threads, batch 8: the 7 x 7 1x1 layers
- * 5.4-5.6 against 6.1-6.5 ms (1024 -> 2048 and 2048 -> 1024: the 13 panels of the batch's columns in one
- * chunk, the rows split between the threads, so each weight panel is read once rather than once per
- * chunk), 14 x 14 ones about 2% faster (fewer depth blocks: the micro-kernel alone runs at 98% of the
- * FMA peak at depth 512 against 94% at 256); ResNet-50's deep 1x1 layers at batch 1 0.99-1.0x; whole
- * networks 2-4% faster at batch 8, batch 1 unchanged within noise. */
+/* Depth and width of a packed input block (at most KC_MAX x NC_MAX floats, 512 KiB). Depth 512 against
+ * 256, two threads, batch 8: ResNeXt's 1x1 layers 2-4% faster (fewer depth blocks: the micro-kernel alone
+ * runs at 98% of the FMA peak at depth 512 against 94% at 256; the whole network 0.98x), ResNet-50's deep
+ * 1x1 layers at batch 1 0.99-1.0x. Width 512 (all 13 panels of the batch's 7 x 7 columns in one chunk,
+ * rows split between the threads over a shared packed input, each weight panel read once) ran those
+ * layers 8% faster but its shared buffer (up to 3.4 MB) put ResNeXt-50 at batch 8 over its memory budget
+ * (174.4 against 173.7 MiB; 170.4 at width 256). */
 #define KC_MAX 512
-#define NC_MAX 512
+#define NC_MAX 256
 /* A 1x1 layer's packing reads each input channel's columns as a separate short run (1 KiB of a 56 x 56
  * plane per chunk), which the hardware prefetchers do not follow: the rows PACK_AHEAD channels ahead are
  * fetched in software. Measured 4-7% faster on ResNet-50's 56 x 56 and 28 x 28 1x1 layers (both orders,
@@ -231,9 +231,9 @@ static void pack_input(const conv_job *job, int g, int k0, int kc, int n0, int n
         ck_level() >= CK_LEVEL_AVX512) {
         /* A 1x1 stride-2 layer without padding (ResNet's downsampling shortcuts): every segment's inputs are
          * in range; each segment is packed over all kc channels at once, 16 columns per permute, where the
-         * general path below copied one float at a time. Two threads, with the blocks above: 256 -> 512
-         * from 56 x 56 6.1-6.3 against 7.3-7.5 ms at batch 8, 0.745 against 0.85-0.86 at batch 1; 1024 ->
-         * 2048 from 14 x 14 5.8-5.9 against 6.7 at batch 8, 0.845 against 0.89 at batch 1. */
+         * general path below copied one float at a time. Two threads, with the depth above against
+         * before both: 256 -> 512 from 56 x 56 5.96 against 7.08 ms at batch 8, 0.742 against 0.851 at
+         * batch 1; 1024 -> 2048 from 14 x 14 6.18 against 6.61, 0.857 against 0.886. */
         for (int si = 0; si < nseg; si++) {
             const pack_segment *sg = &seg[si];
             const float *src = io->in + (ptrdiff_t)sg->img * io->in_batch_stride + ((size_t)g * job->ig + k0) * inplane +
