@@ -5,8 +5,9 @@
  * Per task (one image, one group): the group's input channels are copied once into zero-padded rows,
  * split by column phase for stride 2 (so every tap reads 16 consecutive floats); then each output row is
  * computed for blocks of 4 or 8 output channels over 64 or 32 columns, accumulating every (channel, tap)
- * with a broadcast weight, and stored with bias, residual and ReLU. At stride 1 the blocks of 4 and 8
- * outputs read the input rows in place instead, masked at the padding (GROUPED_DIRECT). */
+ * with a broadcast weight, and stored with bias, residual and ReLU. At stride 1 (and 2 with 3x3 kernels)
+ * the blocks of 4 and 8 outputs read the input rows in place instead, masked at the padding
+ * (GROUPED_DIRECT). */
 #include "ck_internal.h"
 
 #include <string.h>
@@ -61,7 +62,7 @@ typedef struct grouped_job {
     int split; /* column phases of the padded copy: the stride for the row blocks' vector loads, else 1 */
     int wq;    /* floats per phase row */
     int toff[16]; /* per kernel column: offset of its phase row and column shift */
-    int direct;   /* stride 1, row blocks: read the input in place (GROUPED_DIRECT), no copy */
+    int direct;   /* row blocks that read the input in place (GROUPED_DIRECT), no copy */
 } grouped_job;
 
 /* Stores output channel o's sums y at `at` (masked to m): fmaf(y, scale, bias), then the residual, then
@@ -115,20 +116,27 @@ CK_AVX512 static inline void store_block(const grouped_job *j, const __m512 *acc
         store_block(j, &acc[0][0], OB, NV, oy, x0, out, res, bias, o0);                                    \
     }
 
-/* One kernel column tj of GROUPED_DIRECT: its masks, then the rows in range. */
-#define DIRECT_COLUMN(OB, NV)                                                                               \
+/* The mask of the 16 inputs from column `at` of a row of `width` that lie in the row. */
+#define ROW_MASK(at) ((__mmask16)(ck_lanes16(width - (at)) & ~ck_lanes16(-(at))))
+
+/* One kernel column tj of GROUPED_DIRECT at stride S (1 or 2): its masks, then the rows in range. At
+ * stride 2 a vector's 16 inputs are the even ones of 32 consecutive, through one permute. */
+#define DIRECT_COLUMN(OB, NV, S)                                                                            \
     {                                                                                                      \
-        const int x = x0 + tj - j->cv->pw; /* the input column of vector 0's lane 0 */                      \
-        __mmask16 m[NV];                                                                                   \
+        const int x = S * x0 + tj - j->cv->pw; /* the input column of vector 0's lane 0 */                  \
+        __mmask16 m[NV], m2[NV];                                                                           \
         for (int v = 0; v < NV; v++) {                                                                     \
-            const int at = x + 16 * v;                                                                     \
-            m[v] = (__mmask16)(ck_lanes16(width - at) & ~ck_lanes16(-at));                                \
+            m[v] = ROW_MASK(x + 16 * S * v);                                                               \
+            m2[v] = S == 2 ? ROW_MASK(x + 32 * v + 16) : 0;                                                \
         }                                                                                                  \
         const float *src0 = in + x, *w0 = w + tj * og;                                                     \
         for (int i = 0; i < n; i++) {                                                                      \
             const float *src = src0 + rows[i], *wi = w0 + wofs[i];                                         \
             __m512 xv[NV];                                                                                 \
-            for (int v = 0; v < NV; v++) xv[v] = _mm512_maskz_loadu_ps(m[v], src + 16 * v);                \
+            for (int v = 0; v < NV; v++)                                                                   \
+                xv[v] = S == 1 ? _mm512_maskz_loadu_ps(m[v], src + 16 * v)                                 \
+                               : _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(m[v], src + 32 * v), even,   \
+                                                        _mm512_maskz_loadu_ps(m2[v], src + 32 * v + 16));  \
             for (int r = 0; r < OB; r++) {                                                                 \
                 const __m512 wv = _mm512_set1_ps(wi[r]);                                                   \
                 for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(wv, xv[v], acc[r][v]);            \
@@ -136,7 +144,7 @@ CK_AVX512 static inline void store_block(const grouped_job *j, const __m512 *acc
         }                                                                                                  \
     }
 
-/* The same block at stride 1 from the input itself, without the copy: per kernel column, the vectors are
+/* The same block at stride S from the input itself, without the copy: per kernel column, the vectors are
  * loaded masked to the row's valid columns (the padding reads as zero), over the `n` input rows in range
  * (rows[i]: offset of channel c's row from `in`; wofs[i]: (c * kh + ti) * kw * og, its weights). Steps
  * of rows in the padding, which would add w * 0 and change no sum, are left out. The sums run over
@@ -145,19 +153,21 @@ CK_AVX512 static inline void store_block(const grouped_job *j, const __m512 *acc
  * 28 x 28 layers: the input is read from the caches once, where the copy read it and wrote it (74 KiB a
  * 56 x 56 group, past L1) for the blocks to read again. The column loop is unrolled for 3x3 kernels:
  * nested, it made clang copy 7 accumulators a step at 16 outputs. */
-#define GROUPED_DIRECT(OB, NV)                                                                              \
-    CK_AVX512 static void direct_##OB##x##NV(const grouped_job *j, const float *in, const int *rows,        \
-                                             const int *wofs, int n, const float *w, int oy, int x0,        \
-                                             float *out, const float *res, const float *bias, int o0) {     \
+#define GROUPED_DIRECT(OB, NV, S)                                                                           \
+    CK_AVX512 static void direct_##OB##x##NV##s##S(const grouped_job *j, const float *in, const int *rows,  \
+                                                   const int *wofs, int n, const float *w, int oy, int x0,  \
+                                                   float *out, const float *res, const float *bias, int o0) { \
         const int og = j->og, kw = j->cv->kw, width = j->io->w;                                             \
+        const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);   \
+        (void)even;                                                                                        \
         __m512 acc[OB][NV];                                                                                \
         for (int r = 0; r < OB; r++)                                                                       \
             for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();                                  \
         if (kw == 3) {                                                                                     \
             _Pragma("clang loop unroll(full)") for (int tj = 0; tj < 3; tj++)                               \
-                DIRECT_COLUMN(OB, NV)                                                                      \
+                DIRECT_COLUMN(OB, NV, S)                                                                   \
         } else {                                                                                           \
-            for (int tj = 0; tj < kw; tj++) DIRECT_COLUMN(OB, NV)                                          \
+            for (int tj = 0; tj < kw; tj++) DIRECT_COLUMN(OB, NV, S)                                       \
         }                                                                                                  \
         store_block(j, &acc[0][0], OB, NV, oy, x0, out, res, bias, o0);                                    \
     }
@@ -165,9 +175,12 @@ CK_AVX512 static inline void store_block(const grouped_job *j, const __m512 *acc
 GROUPED_BLOCK(16, 1)
 GROUPED_BLOCK(8, 2)
 GROUPED_BLOCK(4, 4)
-GROUPED_DIRECT(16, 1)
-GROUPED_DIRECT(8, 2)
-GROUPED_DIRECT(4, 4)
+GROUPED_DIRECT(16, 1, 1)
+GROUPED_DIRECT(8, 2, 1)
+GROUPED_DIRECT(4, 4, 1)
+GROUPED_DIRECT(16, 1, 2)
+GROUPED_DIRECT(8, 2, 2)
+GROUPED_DIRECT(4, 4, 2)
 
 /* Outputs in the vectors. Rows of at most 8 columns (ResNeXt's last stage: 7 x 7) would fill less than
  * half of a 16-column vector; rows of 9 to 16 columns at stride 2 (its third stage) would need the
@@ -229,7 +242,7 @@ GROUPED_CV(14, 1)
 GROUPED_CV(15, 1)
 GROUPED_CV(16, 1)
 
-/* The row blocks of output rows [oy0, oy1) of image img, group g, at stride 1, from the input in place
+/* The row blocks of output rows [oy0, oy1) of image img, group g, from the input in place
  * (`in`: the group's first channel). */
 CK_AVX512 static void direct_rows(const grouped_job *j, const float *in, int img, int g, int oy0, int oy1) {
     const ck_conv *cv = j->cv;
@@ -248,7 +261,7 @@ CK_AVX512 static void direct_rows(const grouped_job *j, const float *in, int img
         int n = 0;
         for (int c = 0; c < j->ig; c++)
             for (int ti = 0; ti < kh; ti++) {
-                const int iy = oy + ti - cv->ph;
+                const int iy = oy * cv->sh + ti - cv->ph;
                 if (iy < 0 || iy >= h) continue;
                 rows[n] = (c * h + iy) * w;
                 wofs[n++] = (c * kh + ti) * cv->kw * j->og;
@@ -257,13 +270,20 @@ CK_AVX512 static void direct_rows(const grouped_job *j, const float *in, int img
             const float *wb = wg + (size_t)b * j->ob;
             const int o0 = g * j->og + b * j->ob;
             for (int x0 = 0; x0 < xend; x0 += step) {
-                if (j->ob == 16) direct_16x1(j, in, rows, wofs, n, wb, oy, x0, out, res, cv->bias, o0);
-                else if (j->ob == 8) direct_8x2(j, in, rows, wofs, n, wb, oy, x0, out, res, cv->bias, o0);
-                else direct_4x4(j, in, rows, wofs, n, wb, oy, x0, out, res, cv->bias, o0);
+                if (cv->sw == 1) {
+                    if (j->ob == 16) direct_16x1s1(j, in, rows, wofs, n, wb, oy, x0, out, res, cv->bias, o0);
+                    else if (j->ob == 8) direct_8x2s1(j, in, rows, wofs, n, wb, oy, x0, out, res, cv->bias, o0);
+                    else direct_4x4s1(j, in, rows, wofs, n, wb, oy, x0, out, res, cv->bias, o0);
+                } else {
+                    if (j->ob == 16) direct_16x1s2(j, in, rows, wofs, n, wb, oy, x0, out, res, cv->bias, o0);
+                    else if (j->ob == 8) direct_8x2s2(j, in, rows, wofs, n, wb, oy, x0, out, res, cv->bias, o0);
+                    else direct_4x4s2(j, in, rows, wofs, n, wb, oy, x0, out, res, cv->bias, o0);
+                }
             }
         }
         for (int b = 0; tail && b < j->og / 16; b++)
-            direct_16x1(j, in, rows, wofs, n, wg + (size_t)b * 16, oy, xend, out, res, cv->bias, g * j->og + b * 16);
+            (cv->sw == 1 ? direct_16x1s1 : direct_16x1s2)(j, in, rows, wofs, n, wg + (size_t)b * 16, oy, xend, out, res,
+                                                         cv->bias, g * j->og + b * 16);
     }
 }
 
@@ -418,13 +438,16 @@ void ck_grouped_forward(const ck_conv *cv, const ck_conv_io *io) {
     j.wq = xs + (cv->kw - 1) / cv->sw + 1;
     j.wq = (j.wq + 15) / 16 * 16;
     j.split = cv->sw;
-    /* Stride 1 reads the input in place (GROUPED_DIRECT) unless the blocks are 16 outputs over one vector
+    /* Stride 1, and stride 2 with 3x3 kernels, read the input in place (GROUPED_DIRECT) unless the blocks
+     * are 16 outputs over one vector
      * (rows of at most 16 columns: ResNeXt's 14 x 14), whose steps are 16 broadcast weights and one
      * vector load: there every row of the copy starts a cache line, and the input's 14-column rows split
      * most loads across two. Measured at two threads, batch 8 (batch 1): 128 -> 128 at 56 x 56 in 32
      * groups 1.58 against 2.07 ms (0.18 against 0.22), 256 at 28 x 28 1.27 against 1.48 (0.157 against
-     * 0.175); 512 at 14 x 14 1.32-1.44 against 1.24-1.26 (one thread 3.0 against 2.5). */
-    j.direct = cv->sw == 1 && !j.cv_outputs && j.ob != 16;
+     * 0.175); 512 at 14 x 14 1.32-1.44 against 1.24-1.26 (one thread 3.0 against 2.5). Stride 2, 256 from
+     * 56 x 56 onto 28 x 28: 1.66-1.75 against 3.23-3.29 ms (0.19 against 0.32): the phase-split copy had
+     * been two thirds of the layer. The stem (7x7) keeps the copy, which its 147 steps a block amortize. */
+    j.direct = (cv->sw == 1 || (cv->sw == 2 && cv->kw == 3)) && !j.cv_outputs && j.ob != 16;
     if (j.cv_outputs) {
         /* Outputs in the vectors broadcast one input value per position and load no rows as vectors: the
          * copy is the plain padded rows, just as wide as the row's windows, without column phases, and

@@ -248,6 +248,10 @@ struct KernelTests {
             Case(config: Conv2dConfig(inChannels: 32, outChannels: 32, kernel: 3, padding: 1, groups: 8), n: 2, h: 9, w: 37, prologue: false, winograd: false, bound: 1e-5),
             Case(config: Conv2dConfig(inChannels: 64, outChannels: 64, kernel: 3, padding: 1, groups: 8), n: 1, h: 7, w: 70, prologue: false, winograd: false, bound: 1e-5),
             Case(config: Conv2dConfig(inChannels: 32, outChannels: 32, kernel: 3, padding: 1, groups: 2), n: 2, h: 5, w: 40, prologue: false, winograd: false, bound: 1e-5),
+            // the same at stride 2 (each vector the even lanes of 32 inputs): rows of 23, 31 and 40 columns
+            Case(config: Conv2dConfig(inChannels: 64, outChannels: 64, kernel: 3, stride: 2, padding: 1, groups: 16), n: 2, h: 7, w: 45, prologue: false, winograd: false, bound: 1e-5),
+            Case(config: Conv2dConfig(inChannels: 64, outChannels: 64, kernel: 3, stride: 2, padding: 1, groups: 8), n: 1, h: 9, w: 61, prologue: false, winograd: false, bound: 1e-5),
+            Case(config: Conv2dConfig(inChannels: 32, outChannels: 32, kernel: 3, stride: 2, padding: 1, groups: 2), n: 2, h: 6, w: 80, prologue: false, winograd: false, bound: 1e-5),
             // stride 2 onto rows of 9 to 16 columns with 16 outputs per group: 16 outputs in the vectors
             Case(config: Conv2dConfig(inChannels: 64, outChannels: 64, kernel: 3, stride: 2, padding: 1, groups: 4), n: 2, h: 9, w: 27, prologue: false, winograd: false, bound: 1e-5),
             // a stem whose rows end in a run of 8 columns after a 32-column block (40 = 32 + 8): 16-output blocks
