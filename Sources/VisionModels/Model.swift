@@ -35,7 +35,7 @@ public struct LoadOptions: Sendable {
         /// still run as Winograd where that pays, on weights transformed during each call into scratch
         /// memory (one layer's at most, 9 MiB for 256 channels in F(4x4); or a weight panel per thread),
         /// which costs some of their speed: ResNet-50 and ResNet-152 at batch 1 1.02x and 1.03x the
-        /// default's latency (interleaved, 2 threads), ResNet-18/50/152 0.99-1.04x over four full
+        /// default's latency (interleaved, 2 threads), ResNet-18/50/152 0.96-1.05x over six full
         /// benchmark runs at batch 1 and 8 (once 1.06 in a noisy run). Elsewhere they run the GEMM path.
         case compact
     }
