@@ -63,6 +63,7 @@ typedef struct grouped_job {
     int wq;    /* floats per phase row */
     int toff[16]; /* per kernel column: offset of its phase row and column shift */
     int direct;   /* row blocks that read the input in place (GROUPED_DIRECT), no copy */
+    int tail;     /* columns at the end of a row computed by 16-output blocks (below), or 0 */
 } grouped_job;
 
 /* Stores output channel o's sums y at `at` (masked to m): fmaf(y, scale, bias), then the residual, then
@@ -134,9 +135,7 @@ CK_AVX512 static inline void store_block(const grouped_job *j, const __m512 *acc
             const float *src = src0 + rows[i], *wi = w0 + wofs[i];                                         \
             __m512 xv[NV];                                                                                 \
             for (int v = 0; v < NV; v++)                                                                   \
-                xv[v] = S == 1 ? _mm512_maskz_loadu_ps(m[v], src + 16 * v)                                 \
-                               : _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(m[v], src + 32 * v), even,   \
-                                                        _mm512_maskz_loadu_ps(m2[v], src + 32 * v + 16));  \
+                xv[v] = S == 1 ? _mm512_maskz_loadu_ps(m[v], src + 16 * v) : ck_even16(src + 32 * v, m[v], m2[v]); \
             for (int r = 0; r < OB; r++) {                                                                 \
                 const __m512 wv = _mm512_set1_ps(wi[r]);                                                   \
                 for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(wv, xv[v], acc[r][v]);            \
@@ -158,8 +157,6 @@ CK_AVX512 static inline void store_block(const grouped_job *j, const __m512 *acc
                                                    const int *wofs, int n, const float *w, int oy, int x0,  \
                                                    float *out, const float *res, const float *bias, int o0) { \
         const int og = j->og, kw = j->cv->kw, width = j->io->w;                                             \
-        const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);   \
-        (void)even;                                                                                        \
         __m512 acc[OB][NV];                                                                                \
         for (int r = 0; r < OB; r++)                                                                       \
             for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();                                  \
@@ -251,10 +248,12 @@ CK_AVX512 static void direct_rows(const grouped_job *j, const float *in, int img
     float *out = io->out + (ptrdiff_t)img * io->out_batch_stride;
     const float *res = io->residual ? io->residual + (ptrdiff_t)img * io->residual_batch_stride : NULL;
     const float *wg = cv->packed + (size_t)g * j->og * j->ig * kh * cv->kw;
-    const int step = j->step;
-    /* as the copy's row blocks: a last run of at most 16 columns through 16-output blocks */
-    const int tail = j->ob == 8 && j->og % 16 == 0 && io->ow % 32 != 0 && io->ow % 32 <= 16 ? io->ow % 32 : 0;
-    const int xend = io->ow - tail;
+    const int step = j->step, xend = io->ow - j->tail;
+    typedef void (*direct_fn)(const grouped_job *, const float *, const int *, const int *, int, const float *, int,
+                              int, float *, const float *, const float *, int);
+    static const direct_fn fns[2][3] = {{direct_16x1s1, direct_8x2s1, direct_4x4s1},
+                                        {direct_16x1s2, direct_8x2s2, direct_4x4s2}};
+    const direct_fn fn = fns[cv->sw - 1][j->ob == 16 ? 0 : j->ob == 8 ? 1 : 2], sixteen = fns[cv->sw - 1][0];
     int rows[CK_GROUPED_MAX_STEPS], wofs[CK_GROUPED_MAX_STEPS];
     for (int oy = oy0; oy < oy1; oy++) {
         /* the (channel, kernel row) pairs whose input row lies in the image */
@@ -269,21 +268,10 @@ CK_AVX512 static void direct_rows(const grouped_job *j, const float *in, int img
         for (int b = 0; b < j->og / j->ob; b++) {
             const float *wb = wg + (size_t)b * j->ob;
             const int o0 = g * j->og + b * j->ob;
-            for (int x0 = 0; x0 < xend; x0 += step) {
-                if (cv->sw == 1) {
-                    if (j->ob == 16) direct_16x1s1(j, in, rows, wofs, n, wb, oy, x0, out, res, cv->bias, o0);
-                    else if (j->ob == 8) direct_8x2s1(j, in, rows, wofs, n, wb, oy, x0, out, res, cv->bias, o0);
-                    else direct_4x4s1(j, in, rows, wofs, n, wb, oy, x0, out, res, cv->bias, o0);
-                } else {
-                    if (j->ob == 16) direct_16x1s2(j, in, rows, wofs, n, wb, oy, x0, out, res, cv->bias, o0);
-                    else if (j->ob == 8) direct_8x2s2(j, in, rows, wofs, n, wb, oy, x0, out, res, cv->bias, o0);
-                    else direct_4x4s2(j, in, rows, wofs, n, wb, oy, x0, out, res, cv->bias, o0);
-                }
-            }
+            for (int x0 = 0; x0 < xend; x0 += step) fn(j, in, rows, wofs, n, wb, oy, x0, out, res, cv->bias, o0);
         }
-        for (int b = 0; tail && b < j->og / 16; b++)
-            (cv->sw == 1 ? direct_16x1s1 : direct_16x1s2)(j, in, rows, wofs, n, wg + (size_t)b * 16, oy, xend, out, res,
-                                                         cv->bias, g * j->og + b * 16);
+        for (int b = 0; j->tail && b < j->og / 16; b++)
+            sixteen(j, in, rows, wofs, n, wg + (size_t)b * 16, oy, xend, out, res, cv->bias, g * j->og + b * 16);
     }
 }
 
@@ -352,19 +340,8 @@ CK_AVX512 static void grouped_task(void *context, int task, int worker) {
                 }
                 for (int x = 0; x < xlo; x++) row[x] = 0.0f;
                 if (s == 2) {
-                    /* 16 outputs from 32 consecutive inputs: the even ones, through one permute; masked
-                     * loads so that nothing past the row's last input is read */
-                    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-                    for (int x = xlo; x < xhi; x += 16) {
-                        const int n = xhi - x < 16 ? xhi - x : 16;
-                        const int left = 2 * n - 1; /* inputs needed: x * 2 + off ... + 2 (n - 1) */
-                        const __mmask16 m0 = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
-                        const __mmask16 m1 = left > 16 ? (__mmask16)((1u << (left - 16)) - 1) : (__mmask16)0;
-                        const float *at = src + 2 * x + off;
-                        const __m512 v = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(m0, at), even,
-                                                                _mm512_maskz_loadu_ps(m1, at + 16));
-                        _mm512_mask_storeu_ps(row + x, (__mmask16)((1u << n) - 1), v);
-                    }
+                    /* the even inputs, 16 per permute, nothing past the row's last input read */
+                    ck_pack_even_avx512(src + 2 * xlo + off, 0, 1, xhi - xlo, row + xlo, 0);
                 } else {
                     for (int x = xlo; x < xhi; x++) row[x] = src[x * s + off];
                 }
@@ -394,11 +371,7 @@ CK_AVX512 static void grouped_task(void *context, int task, int worker) {
                    res, cv->bias, g * j->og + b * j->cv_outputs);
         return;
     }
-    const int step = j->step;
-    /* A last run of at most 16 columns after 32-column blocks (the stem: 112 = 3 x 32 + 16) goes through
-     * 16-output blocks of one vector instead of half-empty 32-column ones, when the outputs allow. */
-    const int tail = j->ob == 8 && j->og % 16 == 0 && io->ow % 32 != 0 && io->ow % 32 <= 16 ? io->ow % 32 : 0;
-    const int xend = io->ow - tail;
+    const int step = j->step, xend = io->ow - j->tail;
     for (int b = 0; b < j->og / j->ob; b++) {
         const float *wb = wg + (size_t)b * j->ob;
         const int o0 = g * j->og + b * j->ob;
@@ -411,7 +384,7 @@ CK_AVX512 static void grouped_task(void *context, int task, int worker) {
             }
         }
     }
-    for (int b = 0; tail && b < j->og / 16; b++)
+    for (int b = 0; j->tail && b < j->og / 16; b++)
         for (int oy = oy0; oy < oy1; oy++)
             block_16x1(j, pad + (size_t)(oy - oy0) * cv->sh * rstride, offs, steps, wg + (size_t)b * 16, oy, xend, out,
                        res, cv->bias, g * j->og + b * 16);
@@ -432,6 +405,9 @@ void ck_grouped_forward(const ck_conv *cv, const ck_conv_io *io) {
                    : io->ow > 8 && io->ow <= 16 && j.og % 16 == 0 && cv->sw == 2 ? 16
                                                                                : 0;
     j.step = j.ob == 16 ? 16 : j.ob == 8 ? 32 : 64;
+    /* A last run of at most 16 columns after 32-column blocks (the stem: 112 = 3 x 32 + 16) goes through
+     * 16-output blocks of one vector instead of half-empty 32-column ones, when the outputs allow. */
+    j.tail = j.ob == 8 && j.og % 16 == 0 && io->ow % 32 != 0 && io->ow % 32 <= 16 ? io->ow % 32 : 0;
     /* columns per phase row: what the last vector of the last block may read, rounded up (so that the
      * rows stay aligned for the blocks' vector loads) */
     const int xs = (io->ow + j.step - 1) / j.step * j.step;

@@ -43,8 +43,20 @@ static inline unsigned short ck_lanes16(int n) {
  * [panel][kc][CK_NR] (panel q at dst + q * kc * CK_NR), zero past ncols. AVX-512F only (ck_level()). */
 void ck_pack_rows_avx512(const float *src, ptrdiff_t stride, int kc, int ncols, float *dst);
 
-/* dst[k * dstride + x] = src[k * stride + 2 x] for k < kc and x < cnt <= CK_NR, reading no input past
- * src[k * stride + 2 (cnt - 1)]: a 1x1 stride-2 layer's packing. AVX-512F only (ck_level()). */
+#if defined(__x86_64__)
+#include <immintrin.h>
+/* The even floats of the 32 at `at` (lane i: at[2 i]), loaded masked: m0 for at[0 ... 15], m1 for at[16 ...
+ * 31], the others read as zero and not touched. One permute: ck_pack_even_avx512 and the grouped
+ * kernels' stride-2 vectors. AVX-512F only (ck_level()). */
+__attribute__((target("avx512f"))) static inline __m512 ck_even16(const float *at, __mmask16 m0, __mmask16 m1) {
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    return _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(m0, at), even, _mm512_maskz_loadu_ps(m1, at + 16));
+}
+#endif
+
+/* dst[k * dstride + x] = src[k * stride + 2 x] for k < kc and x < cnt (none when cnt <= 0), reading no
+ * input past src[k * stride + 2 (cnt - 1)]: a 1x1 stride-2 layer's packing, and a grouped layer's
+ * column-phase copy (kc 1). AVX-512F only (ck_level()). */
 void ck_pack_even_avx512(const float *src, ptrdiff_t stride, int kc, int cnt, float *dst, ptrdiff_t dstride);
 
 /** The share of `threads` threads' time spent working when tasks of the given sizes (in any unit) are

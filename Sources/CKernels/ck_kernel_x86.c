@@ -210,19 +210,17 @@ CK_AVX512 void ck_pack_rows_avx512(const float *src, ptrdiff_t stride, int kc, i
     }
 }
 
-/* dst[k * dstride + x] = src[k * stride + 2 x] for k < kc, x < cnt (at most CK_NR): a 1x1 stride-2 layer's
- * packing of one segment of a panel row over kc channels. 16 columns from 32 consecutive inputs, the even
- * ones through one permute; the loads are masked to the 2 cnt - 1 inputs read, so that nothing past a
- * row's last input is touched. */
+/* dst[k * dstride + x] = src[k * stride + 2 x] for k < kc, x < cnt (ck_internal.h). 16 columns from 32
+ * consecutive inputs, the even ones through one permute; the loads are masked to the 2 cnt - 1 inputs
+ * read, so that nothing past a row's last input is touched. */
 CK_AVX512 void ck_pack_even_avx512(const float *src, ptrdiff_t stride, int kc, int cnt, float *dst, ptrdiff_t dstride) {
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     for (int x0 = 0; x0 < cnt; x0 += 16) {
         const int n = cnt - x0 < 16 ? cnt - x0 : 16, used = 2 * n - 1;
         const __mmask16 m0 = ck_lanes16(used), m1 = ck_lanes16(used - 16), m = ck_lanes16(n);
         const float *s = src + 2 * x0;
         float *d = dst + x0;
         for (int k = 0; k < kc; k++, s += stride, d += dstride)
-            _mm512_mask_storeu_ps(d, m, _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(m0, s), even, _mm512_maskz_loadu_ps(m1, s + 16)));
+            _mm512_mask_storeu_ps(d, m, ck_even16(s, m0, m1));
     }
 }
 
